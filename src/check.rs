@@ -1,0 +1,388 @@
+//! Effects × policy → findings. One decision procedure per effect kind; every effect
+//! the VM found is either allowed by the policy or becomes a finding (default deny).
+
+use crate::finding::{Finding, Related, Rule};
+use crate::pickle::graph::*;
+use crate::policy::{sinks, BuildMode, PersistentIds, Policy};
+use std::collections::HashMap;
+
+const MAX_RELATED: usize = 8;
+
+/// Checks one analysed pickle buffer. `data` is the buffer the graph was built from.
+pub fn check(g: &Graph, data: &[u8], policy: &Policy) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let refused = check_globals(g, policy, &mut out);
+    link_call_sites(g, &refused, &mut out);
+    check_calls(g, data, &mut out);
+    check_mutations(g, data, policy, &mut out);
+    check_persids(g, data, policy, &mut out);
+    check_exts(g, &mut out);
+    check_streams(g, &mut out);
+    out.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.offset.cmp(&b.offset)));
+    out
+}
+
+fn policy_note(policy: &Policy) -> String {
+    format!("{} ({})", policy.name, policy.origin)
+}
+
+/// Returns, for each refused global's value id, the index of its finding in `out`.
+fn check_globals(g: &Graph, policy: &Policy, out: &mut Vec<Finding>) -> HashMap<ValueId, usize> {
+    let mut refused = HashMap::new();
+    for gl in &g.globals {
+        let len = match gl.opcode {
+            crate::pickle::op::Opcode::Global | crate::pickle::op::Opcode::Inst => {
+                (gl.module.len() + gl.name.len() + 3) as u64
+            }
+            _ => 1,
+        };
+        if let Resolution::Unresolved(why) = &gl.resolution {
+            let mut f = Finding::new(
+                Rule::UnresolvedGlobal,
+                gl.offset,
+                format!("{why}; the imported name is decided at load time and cannot be checked"),
+            );
+            f.policy = Some(policy_note(policy));
+            refused.insert(gl.value, out.len());
+            out.push(f);
+            continue;
+        }
+        if policy.allowed(&gl.module, &gl.name).is_some() {
+            continue;
+        }
+        let q = gl.qualified();
+        let via = match &gl.original {
+            Some((m, n)) => format!(" (written as `{m} {n}`, mapped by fix_imports)"),
+            None => String::new(),
+        };
+        let mut f = match sinks::sink_reason(&gl.module, &gl.name) {
+            Some(reason) => Finding::new(
+                Rule::CodeExecution,
+                gl.offset,
+                format!(
+                    "{} imports `{q}`{via}: this executes code when the file is loaded ({reason})",
+                    gl.opcode.name()
+                ),
+            ),
+            None => Finding::new(
+                Rule::GlobalNotAllowed,
+                gl.offset,
+                format!(
+                    "{} imports `{q}`{via}, which policy `{}` does not allow",
+                    gl.opcode.name(),
+                    policy.name
+                ),
+            ),
+        };
+        f.length = len;
+        f.global = Some(q);
+        f.policy = Some(policy_note(policy));
+        refused.insert(gl.value, out.len());
+        out.push(f);
+    }
+    refused
+}
+
+fn link_call_sites(g: &Graph, refused: &HashMap<ValueId, usize>, out: &mut [Finding]) {
+    let mut extra: HashMap<usize, usize> = HashMap::new();
+    for call in &g.calls {
+        if let Some(&i) = refused.get(&call.callee) {
+            let f = &mut out[i];
+            if f.related.len() < MAX_RELATED {
+                f.related.push(Related {
+                    offset: call.offset,
+                    label: format!("called here by {}", call.kind.opcode().name()),
+                });
+            } else {
+                *extra.entry(i).or_default() += 1;
+            }
+        }
+    }
+    for (i, n) in extra {
+        out[i].message.push_str(&format!(" ({n} more call sites)"));
+    }
+}
+
+fn check_calls(g: &Graph, data: &[u8], out: &mut Vec<Finding>) {
+    for call in &g.calls {
+        let callee = g.value(call.callee);
+        match callee.kind {
+            Kind::Global(_) | Kind::Ext(_) => {}
+            _ => {
+                let mut f = Finding::new(
+                    Rule::UnresolvedCall,
+                    call.offset,
+                    format!(
+                        "{} calls {}, not an allowed global: what runs is decided at load time",
+                        call.kind.opcode().name(),
+                        g.describe(call.callee, data)
+                    ),
+                );
+                f.related.push(Related {
+                    offset: callee.offset,
+                    label: "the callable comes from here".into(),
+                });
+                out.push(f);
+            }
+        }
+    }
+}
+
+/// The global whose call produced `id`, if `id` is a call result.
+fn producer<'g>(g: &'g Graph, id: ValueId) -> Option<&'g Global> {
+    match g.value(id).kind {
+        Kind::Call(c) => g.callee_global(&g.calls[c as usize]),
+        _ => None,
+    }
+}
+
+fn check_mutations(g: &Graph, data: &[u8], policy: &Policy, out: &mut Vec<Finding>) {
+    for m in &g.mutations {
+        let target = g.value(m.target);
+        let op = m.kind.opcode().name();
+        let related = vec![Related {
+            offset: target.offset,
+            label: "the target object is made here".into(),
+        }];
+        let finding = match (m.kind, target.kind) {
+            (MutKind::Append | MutKind::Appends, Kind::List(_))
+            | (MutKind::SetItem | MutKind::SetItems, Kind::Dict(_))
+            | (MutKind::AddItems, Kind::Set) => None,
+            (MutKind::Build, Kind::Global(gi)) => {
+                let gl = &g.globals[gi as usize];
+                let mut f = Finding::new(
+                    Rule::BuildOnGlobal,
+                    m.offset,
+                    format!(
+                        "BUILD sets attributes on `{}` itself (a class, function or module), changing what later code sees",
+                        gl.qualified()
+                    ),
+                );
+                f.global = Some(gl.qualified());
+                Some(f)
+            }
+            (_, Kind::Global(gi)) => {
+                let gl = &g.globals[gi as usize];
+                let mut f = Finding::new(
+                    Rule::MethodCall,
+                    m.offset,
+                    format!(
+                        "{op} calls `{}.{}` on the global `{}` itself",
+                        gl.qualified(),
+                        m.kind.method(),
+                        gl.qualified()
+                    ),
+                );
+                f.severity = crate::finding::Severity::Critical;
+                f.global = Some(gl.qualified());
+                Some(f)
+            }
+            (MutKind::Build, Kind::Call(_)) => match producer(g, m.target) {
+                Some(gl)
+                    if policy.build == BuildMode::Instances
+                        && policy.allowed(&gl.module, &gl.name).is_some() =>
+                {
+                    None
+                }
+                Some(gl) => {
+                    let mut f = Finding::new(
+                        Rule::BuildNotAllowed,
+                        m.offset,
+                        format!(
+                            "BUILD calls __setstate__ on an object made by `{}`, which policy `{}` does not allow",
+                            gl.qualified(),
+                            policy.name
+                        ),
+                    );
+                    f.global = Some(gl.qualified());
+                    Some(f)
+                }
+                None => Some(Finding::new(
+                    Rule::BuildNotAllowed,
+                    m.offset,
+                    format!(
+                        "BUILD on {}, whose type cannot be known statically",
+                        g.describe(m.target, data)
+                    ),
+                )),
+            },
+            (_, Kind::Call(_)) => match producer(g, m.target) {
+                Some(gl)
+                    if policy.is_container(&gl.qualified())
+                        && policy.allowed(&gl.module, &gl.name).is_some() =>
+                {
+                    None
+                }
+                Some(gl) => {
+                    let mut f = Finding::new(
+                        Rule::MethodCall,
+                        m.offset,
+                        format!(
+                            "{op} calls `{}` on an object made by `{}`, which is not an allowed container",
+                            m.kind.method(),
+                            gl.qualified()
+                        ),
+                    );
+                    f.global = Some(gl.qualified());
+                    Some(f)
+                }
+                None => Some(Finding::new(
+                    Rule::MethodCall,
+                    m.offset,
+                    format!(
+                        "{op} calls `{}` on {}",
+                        m.kind.method(),
+                        g.describe(m.target, data)
+                    ),
+                )),
+            },
+            (MutKind::Build, _) => Some(Finding::new(
+                Rule::BuildNotAllowed,
+                m.offset,
+                format!(
+                    "BUILD on {}, which has no state to set",
+                    g.describe(m.target, data)
+                ),
+            )),
+            (_, _) => Some(Finding::new(
+                Rule::MethodCall,
+                m.offset,
+                format!(
+                    "{op} calls `{}` on {}",
+                    m.kind.method(),
+                    g.describe(m.target, data)
+                ),
+            )),
+        };
+        if let Some(mut f) = finding {
+            f.related = related;
+            f.policy = Some(policy_note(policy));
+            out.push(f);
+        }
+    }
+}
+
+/// `('storage', <storage class>, key: str, location: str, numel: int)`, as torch writes them.
+fn is_torch_storage_pid(g: &Graph, pid: ValueId, data: &[u8]) -> bool {
+    let Kind::Tuple(items) = g.value(pid).kind else {
+        return false;
+    };
+    let it = g.items(items);
+    it.len() == 5
+        && g.as_str(it[0], data).is_some_and(|s| s == "storage")
+        && matches!(g.value(it[1]).kind, Kind::Global(_))
+        && matches!(g.value(it[2]).kind, Kind::Str(_))
+        && matches!(g.value(it[3]).kind, Kind::Str(_))
+        && matches!(g.value(it[4]).kind, Kind::Int(_))
+}
+
+fn check_persids(g: &Graph, data: &[u8], policy: &Policy, out: &mut Vec<Finding>) {
+    for &v in &g.persids {
+        let Kind::PersId(pid) = g.value(v).kind else {
+            continue;
+        };
+        let ok = match policy.persistent_ids {
+            PersistentIds::Any => true,
+            PersistentIds::TorchStorage => is_torch_storage_pid(g, pid, data),
+            PersistentIds::None => false,
+        };
+        if !ok {
+            let mut f = Finding::new(
+                Rule::PersistentId,
+                g.value(v).offset,
+                format!(
+                    "persistent id {} is handed to the loader's persistent_load; policy `{}` allows {}",
+                    g.describe(pid, data),
+                    policy.name,
+                    match policy.persistent_ids {
+                        PersistentIds::None => "no persistent ids",
+                        PersistentIds::TorchStorage => "only torch storage ids ('storage', class, key, location, numel)",
+                        PersistentIds::Any => "any",
+                    }
+                ),
+            );
+            f.policy = Some(policy_note(policy));
+            out.push(f);
+        }
+    }
+}
+
+fn check_exts(g: &Graph, out: &mut Vec<Finding>) {
+    for &v in &g.exts {
+        let val = g.value(v);
+        let Kind::Ext(code) = val.kind else { continue };
+        let mut f = Finding::new(
+            Rule::ExtensionCode,
+            val.offset,
+            format!(
+                "extension code {code} imports whatever the loader's copyreg registry maps it to; it cannot be checked statically"
+            ),
+        );
+        for c in g.calls_of(v).take(MAX_RELATED) {
+            f.related.push(Related {
+                offset: c.offset,
+                label: format!("called here by {}", c.kind.opcode().name()),
+            });
+        }
+        out.push(f);
+    }
+}
+
+fn check_streams(g: &Graph, out: &mut Vec<Finding>) {
+    for (i, s) in g.streams.iter().enumerate() {
+        if i > 0 {
+            out.push(Finding::new(
+                Rule::TrailingPickle,
+                s.start,
+                format!(
+                    "pickle #{} starts after the STOP of the previous one; loaders that read on (or load in a loop) execute it",
+                    i + 1
+                ),
+            ));
+        }
+        if let Some(e) = &s.error {
+            let (rule, what) = if e.budget {
+                (Rule::BudgetExceeded, "analysis stopped")
+            } else {
+                (Rule::MalformedPickle, "the pickle is invalid")
+            };
+            out.push(Finding::new(
+                rule,
+                e.offset,
+                format!(
+                    "{what}: {}; opcodes before this point still run when the file is loaded",
+                    e.message
+                ),
+            ));
+        }
+        for v in &s.frame_violations {
+            let what = match v.kind {
+                crate::pickle::decode::FrameViolationKind::Straddle => {
+                    "runs past the end of its FRAME"
+                }
+                crate::pickle::decode::FrameViolationKind::NewFrameInsideFrame => {
+                    "starts a new FRAME before the previous one ended"
+                }
+            };
+            let mut f = Finding::new(
+                Rule::FrameViolation,
+                v.offset,
+                format!("the opcode at {} {what} (frame ends at {}); pickle.py rejects this stream and the C unpickler may read it differently", v.offset, v.frame_end),
+            );
+            f.related.push(Related {
+                offset: v.frame_end,
+                label: "the frame ends here".into(),
+            });
+            out.push(f);
+        }
+    }
+    if let Some(t) = &g.trailing {
+        let mut f = Finding::new(
+            Rule::TrailingData,
+            t.offset,
+            format!("{} bytes after the last pickle are not part of it", t.len),
+        );
+        f.length = t.len;
+        out.push(f);
+    }
+}

@@ -1,0 +1,333 @@
+//! `picklegate disasm`: a listing with the same offsets, opcode names, arguments and
+//! MARK indentation as `python -m pickletools`, plus what the VM resolved.
+
+use crate::pickle::decode::Decoder;
+use crate::pickle::graph::{Graph, Kind};
+use crate::pickle::op::Opcode;
+use crate::pickle::pyrepr::pickletools_arg_repr;
+use crate::pickle::vm::{self, Budgets};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
+
+/// VM annotations per opcode offset.
+fn annotations(g: &Graph, data: &[u8]) -> BTreeMap<u64, Vec<String>> {
+    let mut a: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for gl in &g.globals {
+        let note = match &gl.resolution {
+            crate::pickle::graph::Resolution::Literal => match &gl.original {
+                Some((m, n)) => format!("import {} (fix_imports from {m}.{n})", gl.qualified()),
+                None => format!("import {}", gl.qualified()),
+            },
+            crate::pickle::graph::Resolution::Unresolved(why) => format!("import ? ({why})"),
+        };
+        a.entry(gl.offset).or_default().push(note);
+    }
+    for c in &g.calls {
+        let callee = match g.callee_global(c) {
+            Some(gl) => gl.qualified(),
+            None => g.describe(c.callee, data),
+        };
+        a.entry(c.offset)
+            .or_default()
+            .push(format!("call {callee}"));
+    }
+    for m in &g.mutations {
+        if m.kind == crate::pickle::graph::MutKind::Build
+            || !matches!(
+                g.value(m.target).kind,
+                Kind::List(_) | Kind::Dict(_) | Kind::Set
+            )
+        {
+            a.entry(m.offset).or_default().push(format!(
+                "{} on {}",
+                m.kind.method(),
+                g.describe(m.target, data)
+            ));
+        }
+    }
+    for &p in &g.persids {
+        if let Kind::PersId(pid) = g.value(p).kind {
+            a.entry(g.value(p).offset)
+                .or_default()
+                .push(format!("persistent_load({})", g.describe(pid, data)));
+        }
+    }
+    for &e in &g.exts {
+        a.entry(g.value(e).offset)
+            .or_default()
+            .push("copyreg extension lookup".into());
+    }
+    a
+}
+
+/// Emulates `pickletools.dis` bookkeeping: stack of mark/other, markstack, memo keys.
+struct DisState {
+    stack: Vec<bool>, // true = markobject
+    markstack: Vec<u64>,
+    memo: HashMap<String, ()>,
+    maxproto: i32,
+}
+
+impl DisState {
+    fn new() -> Self {
+        DisState {
+            stack: Vec::new(),
+            markstack: Vec::new(),
+            memo: HashMap::new(),
+            maxproto: -1,
+        }
+    }
+
+    /// Formats one line exactly like `dis`; `Err` carries dis's error message (after the line).
+    fn line(&mut self, code: Opcode, offset: u64, arg: Option<&str>) -> (String, Option<String>) {
+        let info = code.info();
+        let code_repr = if code.code() >= 0x80 {
+            format!("\\x{:02x}", code.code())
+        } else {
+            (code.code() as char).to_string()
+        };
+        let mut line = format!(
+            "{:5}: {:<4} {}{}",
+            offset,
+            code_repr,
+            "    ".repeat(self.markstack.len()),
+            info.name
+        );
+        self.maxproto = self.maxproto.max(info.proto as i32);
+        let mut numtopop = info.pops as usize;
+        let mut markmsg: Option<String> = None;
+        let mut errormsg: Option<String> = None;
+        if info.mark || (code == Opcode::Pop && self.stack.last() == Some(&true)) {
+            match self.markstack.pop() {
+                Some(pos) => {
+                    markmsg = Some(format!("(MARK at {pos})"));
+                    while let Some(top) = self.stack.pop() {
+                        if top {
+                            break;
+                        }
+                    }
+                    numtopop = if info.mark { info.pops as usize } else { 0 };
+                }
+                None => {
+                    markmsg = Some("no MARK exists on stack".into());
+                    errormsg = markmsg.clone();
+                }
+            }
+        }
+        let arg_key = arg.unwrap_or("None").to_string();
+        match code {
+            Opcode::Put | Opcode::BinPut | Opcode::LongBinPut | Opcode::Memoize => {
+                let key = if code == Opcode::Memoize {
+                    let idx = self.memo.len().to_string();
+                    markmsg = Some(format!("(as {idx})"));
+                    idx
+                } else {
+                    arg_key.clone()
+                };
+                if self.memo.contains_key(&key) {
+                    errormsg = Some(format!("memo key {arg_key} already defined"));
+                } else if self.stack.is_empty() {
+                    errormsg = Some("stack is empty -- can't store into memo".into());
+                } else if self.stack.last() == Some(&true) {
+                    errormsg = Some("can't store markobject in the memo".into());
+                } else {
+                    self.memo.insert(key, ());
+                }
+            }
+            Opcode::Get | Opcode::BinGet | Opcode::LongBinGet => {
+                if !self.memo.contains_key(&arg_key) {
+                    errormsg = Some(format!("memo key {arg_key} has never been stored into"));
+                }
+            }
+            _ => {}
+        }
+        if arg.is_some() || markmsg.is_some() {
+            line.push_str(&" ".repeat(10usize.saturating_sub(info.name.len())));
+            if let Some(a) = arg {
+                line.push(' ');
+                line.push_str(a);
+            }
+            if let Some(m) = &markmsg {
+                line.push(' ');
+                line.push_str(m);
+            }
+        }
+        if errormsg.is_some() {
+            return (line, errormsg);
+        }
+        if self.stack.len() < numtopop {
+            let e = format!(
+                "tries to pop {numtopop} items from stack with only {} items",
+                self.stack.len()
+            );
+            return (line, Some(e));
+        }
+        self.stack.truncate(self.stack.len() - numtopop);
+        if code == Opcode::Mark {
+            self.markstack.push(offset);
+            self.stack.push(true);
+        }
+        for _ in 0..info.pushes {
+            self.stack.push(false);
+        }
+        (line, None)
+    }
+}
+
+#[derive(Serialize)]
+struct JsonOp {
+    offset: u64,
+    name: &'static str,
+    arg: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arg_error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct JsonGlobal {
+    offset: u64,
+    module: String,
+    name: String,
+    opcode: &'static str,
+    resolved: bool,
+}
+
+#[derive(Serialize)]
+struct JsonStream {
+    offset: u64,
+    ops: Vec<JsonOp>,
+    globals: Vec<JsonGlobal>,
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct JsonDisasm<'a> {
+    path: &'a str,
+    streams: Vec<JsonStream>,
+}
+
+/// Output style of [`disassemble`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// pickletools text plus VM annotations.
+    Annotated,
+    /// Exactly what `pickletools.dis` prints, stream by stream.
+    Plain,
+    Json,
+}
+
+pub fn disassemble(path: &str, data: &[u8], style: Style) -> String {
+    let g = vm::analyze(data, 0, Budgets::default());
+    let notes = if style == Style::Annotated {
+        annotations(&g, data)
+    } else {
+        BTreeMap::new()
+    };
+    let mut out = String::new();
+    let mut json_streams = Vec::new();
+    let stream_count = g.streams.len();
+    for (si, s) in g.streams.iter().enumerate() {
+        if style == Style::Annotated && stream_count > 1 {
+            let _ = writeln!(out, "== pickle #{} at byte {} ==", si + 1, s.start);
+        }
+        let mut dec = Decoder::new(data, 0);
+        dec.restart_at(s.start as usize);
+        let mut dis = DisState::new();
+        let mut ops = Vec::new();
+        let mut dis_error: Option<String> = None;
+        let mut decode_error: Option<String> = None;
+        loop {
+            let op = match dec.next_op() {
+                Ok(Some(op)) => op,
+                Ok(None) => {
+                    decode_error = Some("pickle exhausted before seeing STOP".into());
+                    break;
+                }
+                Err(e) => {
+                    decode_error = Some(e.to_string());
+                    break;
+                }
+            };
+            let (arg, arg_error) = match pickletools_arg_repr(&op) {
+                Ok(a) => (a, None),
+                Err(e) => (None, Some(e)),
+            };
+            if style != Style::Json && dis_error.is_none() {
+                let (line, err) = dis.line(op.code, op.offset, arg.as_deref());
+                let _ = writeln!(out, "{line}");
+                if let Some(n) = notes.get(&op.offset) {
+                    for note in n {
+                        let _ = writeln!(out, "{:7}; {note}", "");
+                    }
+                }
+                if let Some(e) = arg_error.clone().or(err) {
+                    dis_error = Some(e);
+                }
+            }
+            let stop = op.code == Opcode::Stop;
+            ops.push(JsonOp {
+                offset: op.offset,
+                name: op.code.name(),
+                arg,
+                arg_error,
+            });
+            // The listing ends where loading ends: at STOP, or at the opcode the VM failed on.
+            if stop || (!s.stopped && dec.pos() as u64 >= s.end) {
+                break;
+            }
+        }
+        let error = s
+            .error
+            .as_ref()
+            .map(|e| format!("at byte {}: {}", e.offset, e.message))
+            .or(decode_error.filter(|_| !s.stopped));
+        if style != Style::Json {
+            if dis_error.is_none() && s.stopped {
+                let _ = writeln!(out, "highest protocol among opcodes = {}", dis.maxproto);
+            }
+            if style == Style::Annotated {
+                if let Some(e) = &error {
+                    let _ = writeln!(out, "error: {e}");
+                } else if let Some(e) = &dis_error {
+                    let _ = writeln!(out, "note: pickletools would stop here: {e}");
+                }
+            }
+        }
+        let globals = g
+            .globals
+            .iter()
+            .filter(|gl| gl.stream as usize == si)
+            .map(|gl| JsonGlobal {
+                offset: gl.offset,
+                module: gl.module.clone(),
+                name: gl.name.clone(),
+                opcode: gl.opcode.name(),
+                resolved: matches!(gl.resolution, crate::pickle::graph::Resolution::Literal),
+            })
+            .collect();
+        json_streams.push(JsonStream {
+            offset: s.start,
+            ops,
+            globals,
+            error,
+        });
+    }
+    if style == Style::Annotated {
+        if let Some(t) = &g.trailing {
+            let _ = writeln!(
+                out,
+                "== {} trailing bytes at byte {} (not a pickle) ==",
+                t.len, t.offset
+            );
+        }
+    }
+    if style == Style::Json {
+        let j = JsonDisasm {
+            path,
+            streams: json_streams,
+        };
+        return serde_json::to_string(&j).unwrap_or_default();
+    }
+    out
+}

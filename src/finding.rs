@@ -1,0 +1,202 @@
+//! Findings: stable rule ids, severities and byte spans.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Note,
+    Warning,
+    Error,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Note => "note",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// Whether a finding of this severity fails the gate.
+    pub fn fails(self) -> bool {
+        self >= Severity::Warning
+    }
+}
+
+/// Every rule picklegate reports. The ids are a public contract (JSON, SARIF, policies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rule {
+    CodeExecution,
+    GlobalNotAllowed,
+    UnresolvedGlobal,
+    UnresolvedCall,
+    BuildOnGlobal,
+    BuildNotAllowed,
+    MethodCall,
+    ExtensionCode,
+    PersistentId,
+    MalformedPickle,
+    BudgetExceeded,
+    FrameViolation,
+    TrailingPickle,
+    TrailingData,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 14] = [
+        Rule::CodeExecution,
+        Rule::GlobalNotAllowed,
+        Rule::UnresolvedGlobal,
+        Rule::UnresolvedCall,
+        Rule::BuildOnGlobal,
+        Rule::BuildNotAllowed,
+        Rule::MethodCall,
+        Rule::ExtensionCode,
+        Rule::PersistentId,
+        Rule::MalformedPickle,
+        Rule::BudgetExceeded,
+        Rule::FrameViolation,
+        Rule::TrailingPickle,
+        Rule::TrailingData,
+    ];
+
+    pub fn id(self) -> &'static str {
+        match self {
+            Rule::CodeExecution => "code-execution",
+            Rule::GlobalNotAllowed => "global-not-allowed",
+            Rule::UnresolvedGlobal => "unresolved-global",
+            Rule::UnresolvedCall => "unresolved-call",
+            Rule::BuildOnGlobal => "build-on-global",
+            Rule::BuildNotAllowed => "build-not-allowed",
+            Rule::MethodCall => "method-call",
+            Rule::ExtensionCode => "extension-code",
+            Rule::PersistentId => "persistent-id",
+            Rule::MalformedPickle => "malformed-pickle",
+            Rule::BudgetExceeded => "budget-exceeded",
+            Rule::FrameViolation => "frame-violation",
+            Rule::TrailingPickle => "trailing-pickle",
+            Rule::TrailingData => "trailing-data",
+        }
+    }
+
+    pub fn severity(self) -> Severity {
+        match self {
+            Rule::CodeExecution
+            | Rule::UnresolvedGlobal
+            | Rule::UnresolvedCall
+            | Rule::BuildOnGlobal
+            | Rule::ExtensionCode
+            | Rule::FrameViolation => Severity::Critical,
+            Rule::GlobalNotAllowed
+            | Rule::BuildNotAllowed
+            | Rule::MethodCall
+            | Rule::PersistentId
+            | Rule::MalformedPickle
+            | Rule::BudgetExceeded => Severity::Error,
+            Rule::TrailingPickle | Rule::TrailingData => Severity::Warning,
+        }
+    }
+
+    /// One sentence: what the rule means.
+    pub fn description(self) -> &'static str {
+        match self {
+            Rule::CodeExecution => "The pickle imports a known code-execution sink: loading it runs code.",
+            Rule::GlobalNotAllowed => "The pickle imports a global that the policy does not allow.",
+            Rule::UnresolvedGlobal => {
+                "STACK_GLOBAL operands are computed at load time, so the imported name cannot be known statically."
+            }
+            Rule::UnresolvedCall => "A call whose callable is computed at load time rather than an allowed global.",
+            Rule::BuildOnGlobal => "BUILD sets attributes on a class, function or module (a setattr gadget).",
+            Rule::BuildNotAllowed => "BUILD (__setstate__) on an object the policy does not allow it for.",
+            Rule::MethodCall => {
+                "APPEND(S)/SETITEM(S)/ADDITEMS call methods of an object that is not a plain list, dict or set."
+            }
+            Rule::ExtensionCode => {
+                "EXT1/EXT2/EXT4 import whatever the loader's copyreg extension registry maps the code to."
+            }
+            Rule::PersistentId => "A persistent id the policy does not allow is handed to the loader's persistent_load.",
+            Rule::MalformedPickle => {
+                "The pickle is truncated or invalid; opcodes before the failure still execute when loaded."
+            }
+            Rule::BudgetExceeded => "The pickle exceeds a resource budget and was not fully analysed.",
+            Rule::FrameViolation => {
+                "An opcode straddles a FRAME boundary; pickle.py and the C unpickler read such streams differently."
+            }
+            Rule::TrailingPickle => "Another pickle follows the first STOP; loaders that read on will execute it.",
+            Rule::TrailingData => "Bytes follow the last pickle that are not part of it.",
+        }
+    }
+
+    /// How to resolve a finding of this rule.
+    pub fn help(self) -> &'static str {
+        match self {
+            Rule::CodeExecution | Rule::UnresolvedGlobal | Rule::UnresolvedCall | Rule::BuildOnGlobal => {
+                "Do not load this file. Remove it, re-export the model from a trusted source, or run `picklegate sanitize`."
+            }
+            Rule::GlobalNotAllowed => {
+                "If this global is trusted, add it to an `allow:` list in .picklegate.yaml; otherwise remove the file."
+            }
+            Rule::BuildNotAllowed | Rule::MethodCall => {
+                "Allow the class in the policy (`allow:`, `containers:`, `build: instances`) only if you trust it."
+            }
+            Rule::ExtensionCode => "Extension codes are never needed by ML checkpoints; remove or sanitize the file.",
+            Rule::PersistentId => "Only torch storages are expected as persistent ids; check where the file came from.",
+            Rule::MalformedPickle | Rule::FrameViolation => {
+                "Regenerate the file with a standard pickler; a corrupted or hand-crafted stream cannot be judged safe."
+            }
+            Rule::BudgetExceeded => "Inspect the file by hand; raise budgets only for files you trust.",
+            Rule::TrailingPickle | Rule::TrailingData => {
+                "Strip the trailing bytes (`picklegate sanitize`) or regenerate the file."
+            }
+        }
+    }
+
+    pub fn from_id(id: &str) -> Option<Rule> {
+        Rule::ALL.into_iter().find(|r| r.id() == id)
+    }
+}
+
+/// A second location that explains a finding (e.g. the call site of an import).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Related {
+    pub offset: u64,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub rule: Rule,
+    pub severity: Severity,
+    /// Member path inside a container (`outer!inner`), `None` for the file itself.
+    pub member: Option<String>,
+    /// Absolute byte offset in the member (or file) of the primary opcode.
+    pub offset: u64,
+    pub length: u64,
+    /// `module.qualname` when the finding is about a global.
+    pub global: Option<String>,
+    pub message: String,
+    pub related: Vec<Related>,
+    /// The policy that refused it and where that policy is defined.
+    pub policy: Option<String>,
+}
+
+impl Finding {
+    pub fn new(rule: Rule, offset: u64, message: impl Into<String>) -> Self {
+        Finding {
+            rule,
+            severity: rule.severity(),
+            member: None,
+            offset,
+            length: 1,
+            global: None,
+            message: message.into(),
+            related: Vec::new(),
+            policy: None,
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! picklegate: keeps malicious pickles out of git repositories.
+//!
+//! The library never unpickles anything. It decodes pickle programs, runs them on an
+//! abstract VM that models CPython's unpickler, and checks every effect (imports,
+//! calls, mutations, persistent ids, extension codes) against an allow-list policy.
+
+pub mod check;
+pub mod cli;
+pub mod disasm;
+pub mod finding;
+pub mod pickle;
+pub mod policy;
+pub mod report;
+pub mod scan;

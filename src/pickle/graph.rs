@@ -1,0 +1,315 @@
+//! The value graph the VM builds: every value knows the opcode that produced it, its
+//! inputs (items, call arguments) and, through `mutations`, every change applied to it
+//! in stream order. Shared references are the same `ValueId`, exactly as the memo
+//! shares Python objects, so the sanitizer can re-emit the object graph faithfully.
+
+use super::decode::FrameViolation;
+use super::op::Opcode;
+use std::borrow::Cow;
+
+pub type ValueId = u32;
+
+/// A run of value ids in `Graph::items`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Items {
+    pub start: u32,
+    pub len: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind {
+    None,
+    Bool(bool),
+    Int(i64),
+    /// Index into `Graph::bigints` (decimal text).
+    BigInt(u32),
+    Float(f64),
+    /// Index into `Graph::strs`.
+    Str(u32),
+    /// Index into `Graph::blobs`.
+    Bytes(u32),
+    ByteArray(u32),
+    Tuple(Items),
+    /// Initial items (LIST) — later APPEND(S) are mutations.
+    List(Items),
+    Dict(Items),
+    Set,
+    FrozenSet(Items),
+    /// Index into `Graph::globals`.
+    Global(u32),
+    /// Index into `Graph::calls`: the call's result.
+    Call(u32),
+    /// EXT1/2/4 registry code.
+    Ext(i64),
+    /// Result of `persistent_load(pid)`.
+    PersId(ValueId),
+    /// Out-of-band buffer (NEXT_BUFFER).
+    Buffer,
+    ReadOnly(ValueId),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Value {
+    pub kind: Kind,
+    /// Absolute offset of the producing opcode.
+    pub offset: u64,
+}
+
+/// String payloads: borrowed from the input when they are valid UTF-8 as-is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PyStr {
+    Span {
+        offset: u64,
+        len: u64,
+    },
+    Owned(String),
+    /// Strings with lone surrogates (legal in Python), as code points.
+    CodePoints(Vec<u32>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    Reduce,
+    NewObj,
+    NewObjEx,
+    Inst,
+    Obj,
+}
+
+impl CallKind {
+    pub fn opcode(self) -> Opcode {
+        match self {
+            CallKind::Reduce => Opcode::Reduce,
+            CallKind::NewObj => Opcode::NewObj,
+            CallKind::NewObjEx => Opcode::NewObjEx,
+            CallKind::Inst => Opcode::Inst,
+            CallKind::Obj => Opcode::Obj,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    pub kind: CallKind,
+    pub callee: ValueId,
+    /// A tuple value (synthesized for INST/OBJ from the MARK items).
+    pub args: ValueId,
+    pub kwargs: Option<ValueId>,
+    pub offset: u64,
+    pub stream: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MutKind {
+    Append,
+    Appends,
+    SetItem,
+    SetItems,
+    AddItems,
+    Build,
+}
+
+impl MutKind {
+    pub fn opcode(self) -> Opcode {
+        match self {
+            MutKind::Append => Opcode::Append,
+            MutKind::Appends => Opcode::Appends,
+            MutKind::SetItem => Opcode::SetItem,
+            MutKind::SetItems => Opcode::SetItems,
+            MutKind::AddItems => Opcode::AddItems,
+            MutKind::Build => Opcode::Build,
+        }
+    }
+
+    /// The Python method the unpickler calls on a target that is not a builtin container.
+    pub fn method(self) -> &'static str {
+        match self {
+            MutKind::Append => "append",
+            MutKind::Appends => "extend",
+            MutKind::SetItem | MutKind::SetItems => "__setitem__",
+            MutKind::AddItems => "add",
+            MutKind::Build => "__setstate__",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mutation {
+    pub kind: MutKind,
+    pub target: ValueId,
+    /// Appended items, key/value pairs, or the single BUILD state.
+    pub items: Items,
+    pub offset: u64,
+    pub stream: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolution {
+    /// Module and name came from literal strings.
+    Literal,
+    /// STACK_GLOBAL on values that are not literal strings.
+    Unresolved(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Global {
+    pub value: ValueId,
+    pub offset: u64,
+    pub opcode: Opcode,
+    /// After `fix_imports` mapping.
+    pub module: String,
+    pub name: String,
+    /// The names as written in the pickle, when `fix_imports` changed them.
+    pub original: Option<(String, String)>,
+    pub resolution: Resolution,
+    pub stream: u32,
+}
+
+impl Global {
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", self.module, self.name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamError {
+    pub offset: u64,
+    pub message: String,
+    pub budget: bool,
+}
+
+/// One pickle program (the bytes up to and including a STOP, or up to an error).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stream {
+    pub start: u64,
+    pub end: u64,
+    pub ops: u64,
+    pub root: Option<ValueId>,
+    pub stopped: bool,
+    pub error: Option<StreamError>,
+    pub max_proto: u8,
+    /// Offsets and values of every PROTO opcode.
+    pub protos: Vec<(u64, u8)>,
+    pub frame_violations: Vec<FrameViolation>,
+    /// Whether the stream did anything a loader would act on (imports, calls, ...).
+    pub effectful: bool,
+}
+
+/// Bytes after the last pickle that are not a pickle themselves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trailing {
+    pub offset: u64,
+    pub len: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Graph {
+    pub values: Vec<Value>,
+    pub items: Vec<ValueId>,
+    pub strs: Vec<PyStr>,
+    /// (absolute offset, length) of bytes payloads.
+    pub blobs: Vec<(u64, u64)>,
+    pub bigints: Vec<String>,
+    pub globals: Vec<Global>,
+    pub calls: Vec<Call>,
+    pub mutations: Vec<Mutation>,
+    /// Values produced by PERSID/BINPERSID.
+    pub persids: Vec<ValueId>,
+    /// Values produced by EXT1/2/4.
+    pub exts: Vec<ValueId>,
+    pub streams: Vec<Stream>,
+    pub trailing: Option<Trailing>,
+    /// Absolute offset of the first byte of the analysed buffer.
+    pub base: u64,
+}
+
+impl Graph {
+    #[inline]
+    pub fn value(&self, id: ValueId) -> &Value {
+        &self.values[id as usize]
+    }
+
+    pub fn items(&self, it: Items) -> &[ValueId] {
+        &self.items[it.start as usize..(it.start + it.len) as usize]
+    }
+
+    /// The text of a string value, borrowing from `data` (the analysed buffer) when possible.
+    pub fn str_text<'d>(&'d self, idx: u32, data: &'d [u8]) -> Cow<'d, str> {
+        match &self.strs[idx as usize] {
+            PyStr::Span { offset, len } => {
+                let s = (offset - self.base) as usize;
+                let bytes = data.get(s..s + *len as usize).unwrap_or(&[]);
+                String::from_utf8_lossy(bytes)
+            }
+            PyStr::Owned(s) => Cow::Borrowed(s.as_str()),
+            PyStr::CodePoints(c) => Cow::Owned(super::pytext::codepoints_to_string(c)),
+        }
+    }
+
+    /// The string a value holds, if it is a literal `str`.
+    pub fn as_str<'d>(&'d self, id: ValueId, data: &'d [u8]) -> Option<Cow<'d, str>> {
+        match self.value(id).kind {
+            Kind::Str(i) => Some(self.str_text(i, data)),
+            _ => None,
+        }
+    }
+
+    /// All calls whose callee is `id` (the same object, however it was reached).
+    pub fn calls_of(&self, id: ValueId) -> impl Iterator<Item = &Call> {
+        self.calls.iter().filter(move |c| c.callee == id)
+    }
+
+    /// The global a call invokes, when the callee is one.
+    pub fn callee_global(&self, call: &Call) -> Option<&Global> {
+        match self.value(call.callee).kind {
+            Kind::Global(g) => Some(&self.globals[g as usize]),
+            _ => None,
+        }
+    }
+
+    /// A short description of a value for messages ("the result of REDUCE at 40").
+    pub fn describe(&self, id: ValueId, data: &[u8]) -> String {
+        let v = self.value(id);
+        match v.kind {
+            Kind::None => "None".into(),
+            Kind::Bool(b) => if b { "True" } else { "False" }.into(),
+            Kind::Int(i) => i.to_string(),
+            Kind::BigInt(i) => self.bigints[i as usize].clone(),
+            Kind::Float(f) => super::pyrepr::repr_float(f),
+            Kind::Str(i) => {
+                let t = self.str_text(i, data);
+                let cps: Vec<u32> = t.chars().take(80).map(|c| c as u32).collect();
+                super::pyrepr::repr_str(&cps)
+            }
+            Kind::Bytes(_) => format!("bytes at {}", v.offset),
+            Kind::ByteArray(_) => format!("bytearray at {}", v.offset),
+            Kind::Tuple(_) => format!("tuple at {}", v.offset),
+            Kind::List(_) => format!("list at {}", v.offset),
+            Kind::Dict(_) => format!("dict at {}", v.offset),
+            Kind::Set => format!("set at {}", v.offset),
+            Kind::FrozenSet(_) => format!("frozenset at {}", v.offset),
+            Kind::Global(g) => format!(
+                "global {} at {}",
+                self.globals[g as usize].qualified(),
+                v.offset
+            ),
+            Kind::Call(c) => {
+                let call = &self.calls[c as usize];
+                let callee = match self.callee_global(call) {
+                    Some(g) => g.qualified(),
+                    None => "a computed callable".into(),
+                };
+                format!(
+                    "the result of {} {} at {}",
+                    call.kind.opcode().name(),
+                    callee,
+                    v.offset
+                )
+            }
+            Kind::Ext(code) => format!("extension code {code} at {}", v.offset),
+            Kind::PersId(_) => format!("a persistent object at {}", v.offset),
+            Kind::Buffer => format!("an out-of-band buffer at {}", v.offset),
+            Kind::ReadOnly(_) => format!("a read-only buffer at {}", v.offset),
+        }
+    }
+}

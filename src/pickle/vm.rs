@@ -1,0 +1,1042 @@
+//! The abstract unpickler: CPython's `load()` loop with every opcode's stack, MARK and
+//! memo semantics (`Modules/_pickle.c`, `Lib/pickle.py`), building a [`Graph`] instead
+//! of objects. Nothing is imported or called; calls become graph nodes.
+//!
+//! Where the two CPython implementations disagree the VM takes the more permissive
+//! reading, so that every effect either loader could perform is in the graph.
+
+use super::compat;
+use super::decode::{Arg, DecodeError, Decoder, Op};
+use super::graph::*;
+use super::op::Opcode;
+use super::pytext::{self, PyInt};
+use std::collections::HashMap;
+
+/// Resource limits. Exceeding one ends the stream with a budget error (a finding).
+#[derive(Debug, Clone, Copy)]
+pub struct Budgets {
+    pub max_ops: u64,
+    pub max_values: usize,
+    pub max_memo: usize,
+    pub max_stack: usize,
+    pub max_marks: usize,
+    pub max_streams: usize,
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Budgets {
+            max_ops: 200_000_000,
+            max_values: 100_000_000,
+            max_memo: 50_000_000,
+            max_stack: 50_000_000,
+            max_marks: 10_000_000,
+            max_streams: 1_000,
+        }
+    }
+}
+
+const DENSE_MEMO: u64 = 1 << 22;
+const NO_VALUE: ValueId = ValueId::MAX;
+
+/// CPython's memo: explicit indices for PUT, `len(memo)` for MEMOIZE.
+#[derive(Default)]
+struct Memo {
+    dense: Vec<ValueId>,
+    sparse: HashMap<u64, ValueId>,
+    len: usize,
+}
+
+impl Memo {
+    #[inline]
+    fn get(&self, idx: u64) -> Option<ValueId> {
+        if idx < DENSE_MEMO {
+            self.dense
+                .get(idx as usize)
+                .copied()
+                .filter(|v| *v != NO_VALUE)
+        } else {
+            self.sparse.get(&idx).copied()
+        }
+    }
+
+    #[inline]
+    fn put(&mut self, idx: u64, v: ValueId) {
+        let fresh = if idx < DENSE_MEMO {
+            let i = idx as usize;
+            if i >= self.dense.len() {
+                self.dense.resize(i + 1, NO_VALUE);
+            }
+            let fresh = self.dense[i] == NO_VALUE;
+            self.dense[i] = v;
+            fresh
+        } else {
+            self.sparse.insert(idx, v).is_none()
+        };
+        if fresh {
+            self.len += 1;
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Fault {
+    Decode(DecodeError),
+    Msg(String),
+    Budget(String),
+}
+
+impl From<DecodeError> for Fault {
+    fn from(e: DecodeError) -> Self {
+        Fault::Decode(e)
+    }
+}
+
+fn msg<T>(s: impl Into<String>) -> Result<T, Fault> {
+    Err(Fault::Msg(s.into()))
+}
+
+pub struct Vm<'a> {
+    data: &'a [u8],
+    base: u64,
+    budgets: Budgets,
+    g: Graph,
+    stack: Vec<ValueId>,
+    marks: Vec<usize>,
+    memo: Memo,
+    proto: u8,
+    stream: u32,
+    empty_tuple: Option<ValueId>,
+}
+
+/// Analyses every pickle stream in `data` (whose first byte is at absolute `base`).
+pub fn analyze(data: &[u8], base: u64, budgets: Budgets) -> Graph {
+    let mut vm = Vm {
+        data,
+        base,
+        budgets,
+        g: Graph {
+            base,
+            ..Graph::default()
+        },
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: Memo::default(),
+        proto: 0,
+        stream: 0,
+        empty_tuple: None,
+    };
+    vm.run();
+    vm.g
+}
+
+/// Whether `data` starts like a pickle a loader would act on: a valid PROTO, or a
+/// protocol 0/1 program that reaches STOP or performs an effect before it fails.
+pub fn looks_like_pickle(data: &[u8]) -> bool {
+    match data.first() {
+        Some(0x80) => data.get(1).is_some_and(|p| *p <= 5),
+        Some(b) if Opcode::from_byte(*b).is_some() => {
+            let probe = &data[..data.len().min(1 << 20)];
+            let budgets = Budgets {
+                max_ops: 100_000,
+                max_streams: 1,
+                ..Budgets::default()
+            };
+            let g = analyze(probe, 0, budgets);
+            g.streams.first().is_some_and(|s| s.stopped || s.effectful)
+        }
+        _ => false,
+    }
+}
+
+impl<'a> Vm<'a> {
+    fn run(&mut self) {
+        let mut dec = Decoder::new(self.data, self.base);
+        loop {
+            let start = dec.pos();
+            self.stack.clear();
+            self.marks.clear();
+            self.proto = 0;
+            self.empty_tuple = None;
+            let mut stream = Stream {
+                start: self.base + start as u64,
+                end: self.base + start as u64,
+                ops: 0,
+                root: None,
+                stopped: false,
+                error: None,
+                max_proto: 0,
+                protos: Vec::new(),
+                frame_violations: Vec::new(),
+                effectful: false,
+            };
+            let effects_before = self.effect_count();
+            let result = self.run_stream(&mut dec, &mut stream);
+            stream.end = self.base + dec.pos() as u64;
+            stream.frame_violations = std::mem::take(&mut dec.frame_violations);
+            stream.effectful = self.effect_count() > effects_before;
+            if let Err(fault) = result {
+                let (message, budget) = match fault {
+                    Fault::Decode(e) => (e.to_string(), false),
+                    Fault::Msg(m) => (m, false),
+                    Fault::Budget(m) => (m, true),
+                };
+                stream.error = Some(StreamError {
+                    offset: stream.end,
+                    message,
+                    budget,
+                });
+            }
+            let stopped = stream.stopped;
+            let is_first = self.g.streams.is_empty();
+            if !is_first && !stream.stopped && !stream.effectful {
+                // Bytes after a pickle that do not form one: trailing data, not a stream.
+                self.g.trailing = Some(Trailing {
+                    offset: stream.start,
+                    len: (self.data.len() - start) as u64,
+                });
+                return;
+            }
+            self.g.streams.push(stream);
+            if !stopped || dec.remaining() == 0 {
+                return;
+            }
+            if self.g.streams.len() >= self.budgets.max_streams {
+                let pos = dec.pos();
+                self.g.trailing = Some(Trailing {
+                    offset: self.base + pos as u64,
+                    len: (self.data.len() - pos) as u64,
+                });
+                return;
+            }
+            let next = dec.pos();
+            if Opcode::from_byte(self.data[next]).is_none() {
+                self.g.trailing = Some(Trailing {
+                    offset: self.base + next as u64,
+                    len: (self.data.len() - next) as u64,
+                });
+                return;
+            }
+            dec.restart_at(next);
+            self.stream += 1;
+        }
+    }
+
+    fn effect_count(&self) -> usize {
+        self.g.globals.len()
+            + self.g.calls.len()
+            + self.g.persids.len()
+            + self.g.exts.len()
+            + self
+                .g
+                .mutations
+                .iter()
+                .filter(|m| m.kind == MutKind::Build)
+                .count()
+                .min(1)
+    }
+
+    fn run_stream(&mut self, dec: &mut Decoder<'a>, stream: &mut Stream) -> Result<(), Fault> {
+        loop {
+            let Some(op) = dec.next_op()? else {
+                return Err(Fault::Decode(DecodeError::Exhausted));
+            };
+            stream.ops += 1;
+            if stream.ops > self.budgets.max_ops {
+                return Err(Fault::Budget(format!(
+                    "more than {} opcodes in one pickle",
+                    self.budgets.max_ops
+                )));
+            }
+            if op.code == Opcode::Proto {
+                if let Arg::Int(p) = op.arg {
+                    if p > 5 {
+                        return msg(format!("unsupported pickle protocol: {p}"));
+                    }
+                    self.proto = p as u8;
+                    stream.max_proto = stream.max_proto.max(p as u8);
+                    stream.protos.push((op.offset, p as u8));
+                }
+                continue;
+            }
+            if op.code == Opcode::Stop {
+                let v = self.pop()?;
+                stream.root = Some(v);
+                stream.stopped = true;
+                return Ok(());
+            }
+            self.step(&op)?;
+        }
+    }
+
+    // --- stack primitives, with the C unpickler's fence at the topmost MARK ---
+
+    #[inline]
+    fn fence(&self) -> usize {
+        self.marks.last().copied().unwrap_or(0)
+    }
+
+    #[inline]
+    fn pop(&mut self) -> Result<ValueId, Fault> {
+        if self.stack.len() <= self.fence() {
+            return msg("unpickling stack underflow");
+        }
+        Ok(self.stack.pop().unwrap_or(NO_VALUE))
+    }
+
+    #[inline]
+    fn top(&self) -> Result<ValueId, Fault> {
+        if self.stack.len() <= self.fence() {
+            return msg("unpickling stack underflow");
+        }
+        Ok(*self.stack.last().unwrap_or(&NO_VALUE))
+    }
+
+    #[inline]
+    fn push(&mut self, v: ValueId) -> Result<(), Fault> {
+        if self.stack.len() >= self.budgets.max_stack {
+            return Err(Fault::Budget(format!(
+                "stack deeper than {}",
+                self.budgets.max_stack
+            )));
+        }
+        self.stack.push(v);
+        Ok(())
+    }
+
+    #[inline]
+    fn new_value(&mut self, kind: Kind, offset: u64) -> Result<ValueId, Fault> {
+        if self.g.values.len() >= self.budgets.max_values {
+            return Err(Fault::Budget(format!(
+                "more than {} values",
+                self.budgets.max_values
+            )));
+        }
+        let id = self.g.values.len() as ValueId;
+        self.g.values.push(Value { kind, offset });
+        Ok(id)
+    }
+
+    #[inline]
+    fn push_new(&mut self, kind: Kind, offset: u64) -> Result<ValueId, Fault> {
+        let id = self.new_value(kind, offset)?;
+        self.push(id)?;
+        Ok(id)
+    }
+
+    /// Pops everything above the topmost MARK, and the MARK, into the items arena.
+    fn pop_mark(&mut self) -> Result<Items, Fault> {
+        let Some(m) = self.marks.pop() else {
+            return msg("could not find MARK");
+        };
+        let m = m.min(self.stack.len());
+        let items = self.store_items_from(m);
+        self.stack.truncate(m);
+        Ok(items)
+    }
+
+    fn store_items_from(&mut self, from: usize) -> Items {
+        let start = self.g.items.len() as u32;
+        self.g.items.extend_from_slice(&self.stack[from..]);
+        Items {
+            start,
+            len: (self.stack.len() - from) as u32,
+        }
+    }
+
+    fn store_items(&mut self, ids: &[ValueId]) -> Items {
+        let start = self.g.items.len() as u32;
+        self.g.items.extend_from_slice(ids);
+        Items {
+            start,
+            len: ids.len() as u32,
+        }
+    }
+
+    fn memo_put(&mut self, idx: u64) -> Result<(), Fault> {
+        let v = self.top()?;
+        if self.memo.len >= self.budgets.max_memo && self.memo.get(idx).is_none() {
+            return Err(Fault::Budget(format!(
+                "memo larger than {} entries",
+                self.budgets.max_memo
+            )));
+        }
+        self.memo.put(idx, v);
+        Ok(())
+    }
+
+    fn memo_get(&mut self, idx: u64) -> Result<(), Fault> {
+        match self.memo.get(idx) {
+            Some(v) => self.push(v),
+            None => msg(format!("Memo value not found at index {idx}")),
+        }
+    }
+
+    fn mutate(&mut self, kind: MutKind, target: ValueId, items: Items, offset: u64) {
+        self.g.mutations.push(Mutation {
+            kind,
+            target,
+            items,
+            offset,
+            stream: self.stream,
+        });
+    }
+
+    fn call(
+        &mut self,
+        kind: CallKind,
+        callee: ValueId,
+        args: ValueId,
+        kwargs: Option<ValueId>,
+        offset: u64,
+    ) -> Result<(), Fault> {
+        let idx = self.g.calls.len() as u32;
+        self.g.calls.push(Call {
+            kind,
+            callee,
+            args,
+            kwargs,
+            offset,
+            stream: self.stream,
+        });
+        self.push_new(Kind::Call(idx), offset)?;
+        Ok(())
+    }
+
+    fn new_str(&mut self, s: PyStr, offset: u64) -> Result<ValueId, Fault> {
+        let idx = self.g.strs.len() as u32;
+        self.g.strs.push(s);
+        self.push_new(Kind::Str(idx), offset)
+    }
+
+    fn new_blob(&mut self, d: &[u8], bytearray: bool, offset: u64) -> Result<(), Fault> {
+        let idx = self.g.blobs.len() as u32;
+        self.g.blobs.push((self.abs(d), d.len() as u64));
+        let kind = if bytearray {
+            Kind::ByteArray(idx)
+        } else {
+            Kind::Bytes(idx)
+        };
+        self.push_new(kind, offset)?;
+        Ok(())
+    }
+
+    fn abs(&self, slice: &[u8]) -> u64 {
+        self.base + (slice.as_ptr() as usize - self.data.as_ptr() as usize) as u64
+    }
+
+    fn new_int(&mut self, v: PyInt, offset: u64) -> Result<(), Fault> {
+        let kind = match v {
+            PyInt::Small(i) => Kind::Int(i),
+            PyInt::Big(s) => {
+                self.g.bigints.push(s);
+                Kind::BigInt(self.g.bigints.len() as u32 - 1)
+            }
+        };
+        self.push_new(kind, offset)?;
+        Ok(())
+    }
+
+    /// `find_class` naming: `fix_imports` mapping under protocol < 3.
+    fn global(
+        &mut self,
+        module: String,
+        name: String,
+        opcode: Opcode,
+        offset: u64,
+        resolution: Resolution,
+    ) -> Result<ValueId, Fault> {
+        let (m, n, original) = if self.proto < 3 && resolution == Resolution::Literal {
+            map_fix_imports(module, name)
+        } else {
+            (module, name, None)
+        };
+        let idx = self.g.globals.len() as u32;
+        let value = self.new_value(Kind::Global(idx), offset)?;
+        self.g.globals.push(Global {
+            value,
+            offset,
+            opcode,
+            module: m,
+            name: n,
+            original,
+            resolution,
+            stream: self.stream,
+        });
+        Ok(value)
+    }
+
+    fn line_utf8(line: &[u8], what: &str) -> Result<String, Fault> {
+        match std::str::from_utf8(line) {
+            Ok(s) => Ok(s.to_string()),
+            Err(_) => msg(format!("{what} is not valid UTF-8")),
+        }
+    }
+
+    fn empty_tuple(&mut self, offset: u64) -> Result<ValueId, Fault> {
+        // One shared empty tuple per stream, like CPython's singleton.
+        if let Some(t) = self.empty_tuple {
+            return Ok(t);
+        }
+        let t = self.new_value(Kind::Tuple(Items::default()), offset)?;
+        self.empty_tuple = Some(t);
+        Ok(t)
+    }
+
+    fn step(&mut self, op: &Op<'a>) -> Result<(), Fault> {
+        let off = op.offset;
+        use Opcode as O;
+        match op.code {
+            O::Mark => {
+                if self.marks.len() >= self.budgets.max_marks {
+                    return Err(Fault::Budget(format!(
+                        "more than {} nested MARKs",
+                        self.budgets.max_marks
+                    )));
+                }
+                self.marks.push(self.stack.len());
+            }
+            O::Pop => {
+                if self.marks.last() == Some(&self.stack.len()) {
+                    self.marks.pop();
+                } else {
+                    self.pop()?;
+                }
+            }
+            O::PopMark => {
+                self.pop_mark()?;
+            }
+            O::Dup => {
+                let v = self.top()?;
+                self.push(v)?;
+            }
+            O::Float => {
+                let Arg::Line(l) = op.arg else {
+                    return msg("bad FLOAT");
+                };
+                match pytext::parse_float(l) {
+                    Some(f) => {
+                        self.push_new(Kind::Float(f), off)?;
+                    }
+                    None => return msg("could not convert string to float"),
+                }
+            }
+            O::BinFloat => {
+                let Arg::Float(f) = op.arg else {
+                    return msg("bad BINFLOAT");
+                };
+                self.push_new(Kind::Float(f), off)?;
+            }
+            O::Int => {
+                let Arg::Line(l) = op.arg else {
+                    return msg("bad INT");
+                };
+                match l {
+                    b"00" => {
+                        self.push_new(Kind::Bool(false), off)?;
+                    }
+                    b"01" => {
+                        self.push_new(Kind::Bool(true), off)?;
+                    }
+                    _ => match pytext::parse_int(l, true).or_else(|| pytext::parse_int_c(l)) {
+                        Some(v) => self.new_int(v, off)?,
+                        None => return msg("could not convert string to int"),
+                    },
+                }
+            }
+            O::Long => {
+                let Arg::Line(l) = op.arg else {
+                    return msg("bad LONG");
+                };
+                let l = l.strip_suffix(b"L").unwrap_or(l);
+                match pytext::parse_int(l, true) {
+                    Some(v) => self.new_int(v, off)?,
+                    None => return msg("invalid literal for int() with base 0"),
+                }
+            }
+            O::BinInt | O::BinInt1 | O::BinInt2 => {
+                let Arg::Int(v) = op.arg else {
+                    return msg("bad BININT");
+                };
+                self.push_new(Kind::Int(v), off)?;
+            }
+            O::Long1 | O::Long4 => {
+                let Arg::Long(d) = op.arg else {
+                    return msg("bad LONG1");
+                };
+                match pytext::decode_long(d) {
+                    Some(v) => self.new_int(v, off)?,
+                    None => {
+                        self.g.bigints.push(format!("<{}-byte integer>", d.len()));
+                        self.push_new(Kind::BigInt(self.g.bigints.len() as u32 - 1), off)?;
+                    }
+                }
+            }
+            O::None => {
+                self.push_new(Kind::None, off)?;
+            }
+            O::NewTrue => {
+                self.push_new(Kind::Bool(true), off)?;
+            }
+            O::NewFalse => {
+                self.push_new(Kind::Bool(false), off)?;
+            }
+            O::String => {
+                let Arg::Line(l) = op.arg else {
+                    return msg("bad STRING");
+                };
+                let n = l.len();
+                if n < 2 || l[0] != l[n - 1] || !(l[0] == b'\'' || l[0] == b'"') {
+                    return msg("the STRING opcode argument must be quoted");
+                }
+                let raw =
+                    pytext::escape_decode(&l[1..n - 1]).map_err(|e| Fault::Msg(e.to_string()))?;
+                // Decoded with the loader's `encoding`; Latin-1 accepts every byte, the superset.
+                let s: String = raw.iter().map(|b| *b as char).collect();
+                self.new_str(PyStr::Owned(s), off)?;
+            }
+            O::BinString | O::ShortBinString => {
+                let Arg::Data(d) = op.arg else {
+                    return msg("bad BINSTRING");
+                };
+                let s = if d.is_ascii() {
+                    PyStr::Span {
+                        offset: self.abs(d),
+                        len: d.len() as u64,
+                    }
+                } else {
+                    PyStr::Owned(d.iter().map(|b| *b as char).collect())
+                };
+                self.new_str(s, off)?;
+            }
+            O::Unicode => {
+                let Arg::Line(l) = op.arg else {
+                    return msg("bad UNICODE");
+                };
+                let cps =
+                    pytext::raw_unicode_escape_decode(l).map_err(|e| Fault::Msg(e.to_string()))?;
+                let s = if cps.iter().any(|c| (0xD800..0xE000).contains(c)) {
+                    PyStr::CodePoints(cps)
+                } else {
+                    PyStr::Owned(pytext::codepoints_to_string(&cps))
+                };
+                self.new_str(s, off)?;
+            }
+            O::BinUnicode | O::ShortBinUnicode | O::BinUnicode8 => {
+                let Arg::Data(d) = op.arg else {
+                    return msg("bad BINUNICODE");
+                };
+                let s = if std::str::from_utf8(d).is_ok() {
+                    PyStr::Span {
+                        offset: self.abs(d),
+                        len: d.len() as u64,
+                    }
+                } else {
+                    let cps = pytext::utf8_surrogatepass(d)
+                        .map_err(|_| Fault::Msg("'utf-8' codec can't decode string".into()))?;
+                    PyStr::CodePoints(cps)
+                };
+                self.new_str(s, off)?;
+            }
+            O::BinBytes | O::ShortBinBytes | O::BinBytes8 => {
+                let Arg::Data(d) = op.arg else {
+                    return msg("bad BINBYTES");
+                };
+                self.new_blob(d, false, off)?;
+            }
+            O::ByteArray8 => {
+                let Arg::Data(d) = op.arg else {
+                    return msg("bad BYTEARRAY8");
+                };
+                self.new_blob(d, true, off)?;
+            }
+            O::NextBuffer => {
+                self.push_new(Kind::Buffer, off)?;
+            }
+            O::ReadonlyBuffer => {
+                let v = self.pop()?;
+                self.push_new(Kind::ReadOnly(v), off)?;
+            }
+            O::EmptyTuple => {
+                let t = self.empty_tuple(off)?;
+                self.push(t)?;
+            }
+            O::Tuple => {
+                let items = self.pop_mark()?;
+                if items.len == 0 {
+                    let t = self.empty_tuple(off)?;
+                    self.push(t)?;
+                } else {
+                    self.push_new(Kind::Tuple(items), off)?;
+                }
+            }
+            O::Tuple1 | O::Tuple2 | O::Tuple3 => {
+                let n = match op.code {
+                    O::Tuple1 => 1,
+                    O::Tuple2 => 2,
+                    _ => 3,
+                };
+                if self.stack.len() < self.fence() + n {
+                    return msg("unpickling stack underflow");
+                }
+                let from = self.stack.len() - n;
+                let items = self.store_items_from(from);
+                self.stack.truncate(from);
+                self.push_new(Kind::Tuple(items), off)?;
+            }
+            O::EmptyList => {
+                self.push_new(Kind::List(Items::default()), off)?;
+            }
+            O::List => {
+                let items = self.pop_mark()?;
+                self.push_new(Kind::List(items), off)?;
+            }
+            O::EmptyDict => {
+                self.push_new(Kind::Dict(Items::default()), off)?;
+            }
+            O::Dict => {
+                let items = self.pop_mark()?;
+                if items.len % 2 != 0 {
+                    return msg("odd number of items for DICT");
+                }
+                self.push_new(Kind::Dict(items), off)?;
+            }
+            O::EmptySet => {
+                self.push_new(Kind::Set, off)?;
+            }
+            O::FrozenSet => {
+                let items = self.pop_mark()?;
+                self.push_new(Kind::FrozenSet(items), off)?;
+            }
+            O::Append => {
+                let v = self.pop()?;
+                let target = self.top()?;
+                let items = self.store_items(&[v]);
+                self.mutate(MutKind::Append, target, items, off);
+            }
+            O::Appends | O::SetItems | O::AddItems => {
+                let items = self.pop_mark()?;
+                let target = self.top()?;
+                let kind = match op.code {
+                    O::Appends => MutKind::Appends,
+                    O::SetItems => MutKind::SetItems,
+                    _ => MutKind::AddItems,
+                };
+                if kind == MutKind::SetItems && items.len % 2 != 0 {
+                    return msg("odd number of items for SETITEMS");
+                }
+                self.mutate(kind, target, items, off);
+            }
+            O::SetItem => {
+                let v = self.pop()?;
+                let k = self.pop()?;
+                let target = self.top()?;
+                let items = self.store_items(&[k, v]);
+                self.mutate(MutKind::SetItem, target, items, off);
+            }
+            O::Build => {
+                let state = self.pop()?;
+                let target = self.top()?;
+                let items = self.store_items(&[state]);
+                self.mutate(MutKind::Build, target, items, off);
+            }
+            O::Get | O::Put => {
+                let Arg::Line(l) = op.arg else {
+                    return msg("bad GET/PUT");
+                };
+                let idx = match pytext::parse_int(l, false) {
+                    Some(PyInt::Small(i)) if i >= 0 => i as u64,
+                    Some(PyInt::Small(_)) | Some(PyInt::Big(_))
+                        if l.trim_ascii_start().starts_with(b"-") =>
+                    {
+                        return msg(format!("negative {} argument", op.code.name()));
+                    }
+                    Some(_) => return msg("memo index too large"),
+                    None => return msg("invalid literal for int() with base 10"),
+                };
+                if op.code == O::Get {
+                    self.memo_get(idx)?;
+                } else {
+                    self.memo_put(idx)?;
+                }
+            }
+            O::BinGet | O::LongBinGet => {
+                let Arg::Int(i) = op.arg else {
+                    return msg("bad BINGET");
+                };
+                self.memo_get(i as u64)?;
+            }
+            O::BinPut | O::LongBinPut => {
+                let Arg::Int(i) = op.arg else {
+                    return msg("bad BINPUT");
+                };
+                self.memo_put(i as u64)?;
+            }
+            O::Memoize => {
+                let idx = self.memo.len as u64;
+                self.memo_put(idx)?;
+            }
+            O::Global | O::Inst => {
+                let Arg::Pair(m, n) = op.arg else {
+                    return msg("bad GLOBAL");
+                };
+                let module = Self::line_utf8(m, "module name")?;
+                let name = Self::line_utf8(n, "global name")?;
+                if op.code == O::Global {
+                    let v = self.global(module, name, op.code, off, Resolution::Literal)?;
+                    self.push(v)?;
+                } else {
+                    let items = self.pop_mark()?;
+                    let cls = self.global(module, name, op.code, off, Resolution::Literal)?;
+                    let args = self.new_value(Kind::Tuple(items), off)?;
+                    self.call(CallKind::Inst, cls, args, None, off)?;
+                }
+            }
+            O::StackGlobal => {
+                let name = self.pop()?;
+                let module = self.pop()?;
+                let v = self.stack_global(module, name, off)?;
+                self.push(v)?;
+            }
+            O::Obj => {
+                let Some(&m) = self.marks.last() else {
+                    return msg("could not find MARK");
+                };
+                if self.stack.len() < m + 1 {
+                    return msg("unpickling stack underflow");
+                }
+                let items = self.pop_mark()?;
+                let cls = self.g.items[items.start as usize];
+                let args = Items {
+                    start: items.start + 1,
+                    len: items.len - 1,
+                };
+                let args = self.new_value(Kind::Tuple(args), off)?;
+                self.call(CallKind::Obj, cls, args, None, off)?;
+            }
+            O::Reduce => {
+                let args = self.pop()?;
+                let callee = self.pop()?;
+                self.call(CallKind::Reduce, callee, args, None, off)?;
+            }
+            O::NewObj => {
+                let args = self.pop()?;
+                let cls = self.pop()?;
+                self.call(CallKind::NewObj, cls, args, None, off)?;
+            }
+            O::NewObjEx => {
+                let kwargs = self.pop()?;
+                let args = self.pop()?;
+                let cls = self.pop()?;
+                self.call(CallKind::NewObjEx, cls, args, Some(kwargs), off)?;
+            }
+            O::PersId => {
+                let Arg::Line(l) = op.arg else {
+                    return msg("bad PERSID");
+                };
+                if !l.is_ascii() {
+                    return msg("persistent IDs in protocol 0 must be ASCII strings");
+                }
+                let pid = self.new_value(Kind::Str(self.g.strs.len() as u32), off)?;
+                self.g.strs.push(PyStr::Span {
+                    offset: self.abs(l),
+                    len: l.len() as u64,
+                });
+                let v = self.push_new(Kind::PersId(pid), off)?;
+                self.g.persids.push(v);
+            }
+            O::BinPersId => {
+                let pid = self.pop()?;
+                let v = self.push_new(Kind::PersId(pid), off)?;
+                self.g.persids.push(v);
+            }
+            O::Ext1 | O::Ext2 | O::Ext4 => {
+                let Arg::Int(code) = op.arg else {
+                    return msg("bad EXT");
+                };
+                if code <= 0 {
+                    return msg("EXT specifies code <= 0");
+                }
+                let v = self.push_new(Kind::Ext(code), off)?;
+                self.g.exts.push(v);
+            }
+            O::Frame => {}
+            O::Proto | O::Stop => unreachable_opcode()?,
+        }
+        Ok(())
+    }
+
+    /// STACK_GLOBAL: both operands must be `str`; literal non-strings make CPython
+    /// raise, computed values cannot be resolved statically.
+    fn stack_global(&mut self, module: ValueId, name: ValueId, off: u64) -> Result<ValueId, Fault> {
+        let describe = |vm: &Self, v: ValueId| vm.g.describe(v, vm.data);
+        let literal_str = |vm: &Self, v: ValueId| vm.g.as_str(v, vm.data).map(|s| s.into_owned());
+        match (literal_str(self, module), literal_str(self, name)) {
+            (Some(m), Some(n)) => self.global(m, n, Opcode::StackGlobal, off, Resolution::Literal),
+            _ => {
+                let computed = |k: Kind| {
+                    matches!(
+                        k,
+                        Kind::Call(_)
+                            | Kind::Global(_)
+                            | Kind::Ext(_)
+                            | Kind::PersId(_)
+                            | Kind::Buffer
+                            | Kind::ReadOnly(_)
+                    )
+                };
+                let mk = self.g.value(module).kind;
+                let nk = self.g.value(name).kind;
+                let m_ok = matches!(mk, Kind::Str(_)) || computed(mk);
+                let n_ok = matches!(nk, Kind::Str(_)) || computed(nk);
+                if !(m_ok && n_ok) {
+                    return msg("STACK_GLOBAL requires str");
+                }
+                let why = format!(
+                    "STACK_GLOBAL operands are not literal strings: module is {}, name is {}",
+                    describe(self, module),
+                    describe(self, name)
+                );
+                let m = literal_str(self, module).unwrap_or_else(|| "?".into());
+                let n = literal_str(self, name).unwrap_or_else(|| "?".into());
+                self.global(m, n, Opcode::StackGlobal, off, Resolution::Unresolved(why))
+            }
+        }
+    }
+}
+
+fn unreachable_opcode() -> Result<(), Fault> {
+    msg("internal: PROTO/STOP are handled by the stream loop")
+}
+
+/// `_compat_pickle` mapping exactly as `find_class` applies it when `proto < 3`.
+pub fn map_fix_imports(module: String, name: String) -> (String, String, Option<(String, String)>) {
+    if let Some((_, (m, n))) = compat::NAME_MAPPING
+        .iter()
+        .find(|((m, n), _)| *m == module && *n == name)
+    {
+        return (m.to_string(), n.to_string(), Some((module, name)));
+    }
+    if let Some((_, m)) = compat::IMPORT_MAPPING.iter().find(|(m, _)| *m == module) {
+        return (m.to_string(), name.clone(), Some((module, name)));
+    }
+    (module, name, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(data: &[u8]) -> Graph {
+        analyze(data, 0, Budgets::default())
+    }
+
+    fn globals(g: &Graph) -> Vec<String> {
+        g.globals.iter().map(|x| x.qualified()).collect()
+    }
+
+    #[test]
+    fn memoize_index_is_number_of_occupied_slots() {
+        // "os" PUT 0? no: BINPUT 5 "os", then MEMOIZE stores at len(memo) == 1, not 6.
+        let mut p = vec![0x80, 4];
+        p.extend_from_slice(b"\x8c\x02osq\x05"); // memo[5] = "os"
+        p.extend_from_slice(b"\x8c\x06system\x94"); // memo[1] = "system"
+        p.extend_from_slice(b"0"); // POP
+        p.extend_from_slice(b"0"); // POP
+        p.extend_from_slice(b"h\x05h\x01\x93N."); // BINGET 5, BINGET 1, STACK_GLOBAL
+        let g = run(&p);
+        assert_eq!(globals(&g), vec!["os.system"]);
+        assert!(g.streams[0].stopped);
+    }
+
+    #[test]
+    fn fix_imports_maps_only_below_protocol_3() {
+        let g = run(b"c__builtin__\neval\n.");
+        assert_eq!(globals(&g), vec!["builtins.eval"]);
+        let g = run(b"\x80\x03c__builtin__\neval\n.");
+        assert_eq!(globals(&g), vec!["__builtin__.eval"]);
+        let g = run(b"\x80\x02c__builtin__\nxrange\n.");
+        assert_eq!(globals(&g), vec!["builtins.range"]);
+    }
+
+    #[test]
+    fn missing_memo_key_is_an_error_after_effects() {
+        let g = run(b"cos\nsystem\n(S'x'\ntR0h\x03.");
+        assert_eq!(globals(&g), vec!["os.system"]);
+        assert_eq!(g.calls.len(), 1);
+        let err = g.streams[0].error.as_ref().map(|e| e.message.clone());
+        assert_eq!(err.as_deref(), Some("Memo value not found at index 3"));
+    }
+
+    #[test]
+    fn pop_removes_a_mark_like_cpython() {
+        let g = run(b"(0N.");
+        assert!(g.streams[0].stopped && g.streams[0].error.is_none());
+    }
+
+    #[test]
+    fn fence_blocks_popping_below_mark() {
+        let g = run(b"N(0\x85.");
+        // POP removes the MARK; TUPLE1 then takes None.
+        assert!(g.streams[0].stopped);
+        let g = run(b"N(\x85.");
+        assert_eq!(
+            g.streams[0].error.as_ref().map(|e| e.message.as_str()),
+            Some("unpickling stack underflow")
+        );
+    }
+
+    #[test]
+    fn stack_global_on_computed_operands_is_unresolved() {
+        let p = b"\x80\x04\x8c\x01a\x8c\x01b\x93)R\x8c\x01x\x93.";
+        let g = run(p);
+        assert_eq!(g.globals.len(), 2);
+        assert!(matches!(g.globals[1].resolution, Resolution::Unresolved(_)));
+    }
+
+    #[test]
+    fn stack_global_on_literal_non_strings_fails_like_cpython() {
+        let g = run(b"\x80\x04K\x01K\x02\x93.");
+        assert_eq!(
+            g.streams[0].error.as_ref().map(|e| e.message.as_str()),
+            Some("STACK_GLOBAL requires str")
+        );
+    }
+
+    #[test]
+    fn trailing_pickle_is_a_second_stream() {
+        let g = run(b"N.cos\nsystem\n.");
+        assert_eq!(g.streams.len(), 2);
+        assert_eq!(globals(&g), vec!["os.system"]);
+        let g = run(b"N.\x00\x01garbage");
+        assert_eq!(g.streams.len(), 1);
+        assert!(g.trailing.is_some());
+    }
+
+    #[test]
+    fn inst_and_obj_are_calls() {
+        let g = run(b"(S'ls'\nios\nsystem\n.");
+        assert_eq!(g.calls.len(), 1);
+        assert_eq!(g.calls[0].kind, CallKind::Inst);
+        let g = run(b"\x80\x04(\x8c\x07smtplib\x8c\x04SMTP\x93\x8c\x01x\x8c\x01y\x930N.");
+        assert_eq!(g.calls.len(), 0);
+        let g = run(b"\x80\x04(\x8c\x07smtplib\x8c\x04SMTP\x93\x8c\x01xo0N.");
+        assert_eq!(g.calls.len(), 1);
+        assert_eq!(g.calls[0].kind, CallKind::Obj);
+    }
+
+    #[test]
+    fn budgets_end_the_stream() {
+        let mut p = vec![b'('; 100];
+        p.push(b'.');
+        let g = analyze(
+            &p,
+            0,
+            Budgets {
+                max_marks: 10,
+                ..Budgets::default()
+            },
+        );
+        assert!(g.streams[0].error.as_ref().is_some_and(|e| e.budget));
+    }
+}

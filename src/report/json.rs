@@ -1,0 +1,75 @@
+//! JSON report, contract version 1:
+//! `{"version":1,"files":[{"path","format","status","findings":[{"rule","severity",
+//! "member","offset","global","message",...}]}],"summary":{"files","clean","findings","errors"}}`.
+//! Fields may be added; none is removed or renamed within a version.
+
+use super::Summary;
+use crate::finding::{Finding, Related};
+use crate::scan::FileReport;
+use serde::Serialize;
+
+pub const VERSION: u32 = 1;
+
+#[derive(Serialize)]
+struct JsonFinding<'a> {
+    rule: &'static str,
+    severity: &'static str,
+    member: Option<&'a str>,
+    offset: u64,
+    length: u64,
+    global: Option<&'a str>,
+    message: &'a str,
+    related: &'a [Related],
+    policy: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct JsonFile<'a> {
+    path: &'a str,
+    format: &'a str,
+    status: &'static str,
+    streams: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    findings: Vec<JsonFinding<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    version: u32,
+    files: Vec<JsonFile<'a>>,
+    summary: Summary,
+}
+
+fn finding(f: &Finding) -> JsonFinding<'_> {
+    JsonFinding {
+        rule: f.rule.id(),
+        severity: f.severity.as_str(),
+        member: f.member.as_deref(),
+        offset: f.offset,
+        length: f.length,
+        global: f.global.as_deref(),
+        message: &f.message,
+        related: &f.related,
+        policy: f.policy.as_deref(),
+    }
+}
+
+pub fn render(reports: &[FileReport]) -> String {
+    let report = JsonReport {
+        version: VERSION,
+        files: reports
+            .iter()
+            .map(|r| JsonFile {
+                path: &r.path,
+                format: r.format,
+                status: r.status.as_str(),
+                streams: r.streams,
+                error: r.error.as_deref(),
+                findings: r.findings.iter().map(finding).collect(),
+            })
+            .collect(),
+        summary: Summary::of(reports),
+    };
+    serde_json::to_string_pretty(&report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}

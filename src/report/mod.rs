@@ -1,0 +1,43 @@
+//! Output formats. JSON is the versioned contract the other formats build on.
+
+pub mod human;
+pub mod json;
+
+use crate::scan::{FileReport, Status};
+
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Summary {
+    pub files: usize,
+    pub clean: usize,
+    pub findings: usize,
+    pub errors: usize,
+}
+
+impl Summary {
+    pub fn of(reports: &[FileReport]) -> Self {
+        let mut s = Summary {
+            files: reports.len(),
+            ..Summary::default()
+        };
+        for r in reports {
+            match r.status {
+                Status::Clean => s.clean += 1,
+                Status::Findings => {}
+                Status::Error => s.errors += 1,
+            }
+            s.findings += r.findings.len();
+        }
+        s
+    }
+
+    /// The gate's exit code: 2 when a file could not be read, 1 on failing findings, else 0.
+    pub fn exit_code(reports: &[FileReport]) -> i32 {
+        if reports.iter().any(|r| r.status == Status::Error) {
+            2
+        } else if reports.iter().any(|r| r.status == Status::Findings) {
+            1
+        } else {
+            0
+        }
+    }
+}
