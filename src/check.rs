@@ -129,7 +129,7 @@ fn check_calls(g: &Graph, data: &[u8], out: &mut Vec<Finding>) {
 }
 
 /// The global whose call produced `id`, if `id` is a call result.
-fn producer<'g>(g: &'g Graph, id: ValueId) -> Option<&'g Global> {
+fn producer(g: &Graph, id: ValueId) -> Option<&Global> {
     match g.value(id).kind {
         Kind::Call(c) => g.callee_global(&g.calls[c as usize]),
         _ => None,

@@ -135,10 +135,10 @@ impl DisState {
                     self.memo.insert(key, ());
                 }
             }
-            Opcode::Get | Opcode::BinGet | Opcode::LongBinGet => {
-                if !self.memo.contains_key(&arg_key) {
-                    errormsg = Some(format!("memo key {arg_key} has never been stored into"));
-                }
+            Opcode::Get | Opcode::BinGet | Opcode::LongBinGet
+                if !self.memo.contains_key(&arg_key) =>
+            {
+                errormsg = Some(format!("memo key {arg_key} has never been stored into"));
             }
             _ => {}
         }

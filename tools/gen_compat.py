@@ -21,7 +21,9 @@ lines += [
     "];",
     "",
     "/// `_compat_pickle.NAME_MAPPING`: (module, name) pairs renamed as a whole.",
-    "pub const NAME_MAPPING: &[((&str, &str), (&str, &str))] = &[",
+    "pub type Name = (&'static str, &'static str);",
+    "",
+    "pub const NAME_MAPPING: &[(Name, Name)] = &[",
 ]
 for (m, n), (m2, n2) in sorted(c.NAME_MAPPING.items()):
     lines.append(f'    (("{m}", "{n}"), ("{m2}", "{n2}")),')

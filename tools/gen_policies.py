@@ -174,7 +174,8 @@ def load_sinks() -> tuple[list[str], set[str]]:
     return mods, set(names)
 
 
-SINK_MODULES, SINK_NAMES = load_sinks()
+_mods, SINK_NAMES = load_sinks()
+SINK_MODULES = set(_mods)
 
 
 def _is_dunder(s: str) -> bool:
@@ -182,20 +183,29 @@ def _is_dunder(s: str) -> bool:
 
 
 def sink_reason(module: str, qualname: str) -> str | None:
-    full = f"{module}.{qualname}"
-    if full in SINK_NAMES:
-        return "sinks.yaml names"
-    for m in SINK_MODULES:
-        if module == m or module.startswith(m + "."):
-            return f"sinks.yaml module {m}"
-    if any(_is_dunder(c) for c in qualname.split(".")[1:]):
-        return "dunder attribute in qualname"
+    """Mirror of src/policy/sinks.rs `sink_reason` for a global `module` + `qualname`."""
+    parts = module.split(".")
+    for i in range(len(parts), 0, -1):
+        if ".".join(parts[:i]) in SINK_MODULES:
+            return f"sinks.yaml module {'.'.join(parts[:i])}"
+    qual = module
+    for i, part in enumerate(qualname.split(".")):
+        qual += "." + part
+        if qual in SINK_NAMES:
+            return f"sinks.yaml name {qual}"
+        if i > 0 and _is_dunder(part):
+            return f"dunder attribute {part} in the qualname"
+        if qual in SINK_MODULES:
+            return f"sinks.yaml module {qual}"
+    if module == "builtins" and _is_dunder(qualname) and qualname not in ("__newobj__", "__newobj_ex__"):
+        return "builtins dunder"
     return None
 
 
 def entry_sink_reason(full: str) -> str | None:
-    """An entry is `module.qualname` joined with a dot; the split is not recorded, so an entry is a
-    sink if it is one under any split (the conservative reading a policy checker must use)."""
+    """An entry is `module.qualname` joined with a dot, so the split is not recorded: picklegate's policy
+    loader splits at the last dot, its scanner sees the split the pickle uses. An entry counts as a
+    sink if it is one under any split (a superset of both)."""
     parts = full.split(".")
     for i in range(1, len(parts)):
         r = sink_reason(".".join(parts[:i]), ".".join(parts[i:]))
@@ -532,10 +542,8 @@ def torch_samples():
     return samples
 
 
-# Samples whose globals are allowed only together with the numpy preset, and samples that need
-# globals this generator deliberately excluded (checked exactly, so a change in torch is noticed).
+# Samples whose globals are allowed only together with the numpy preset.
 TORCH_NEEDS_NUMPY = {"checkpoint+rng"}
-TORCH_EXPECTED_MISSING = {"sparse": {"torch.serialization._get_layout"}}
 
 
 def gen_torch(log, python_data, numpy_p):
@@ -548,6 +556,7 @@ def gen_torch(log, python_data, numpy_p):
     allow = baseline - set(excluded) - set(numpy_entries)
     check_entries("torch", allow)
 
+    refused: dict[str, set[str]] = {}
     with_pd = allow | set(python_data["allow"])
     with_np = with_pd | set(numpy_p["allow"])
     with warnings.catch_warnings():
@@ -576,26 +585,30 @@ def gen_torch(log, python_data, numpy_p):
                     found |= g
             ok = with_np if label in TORCH_NEEDS_NUMPY else with_pd
             missing = found - ok
-            if missing != TORCH_EXPECTED_MISSING.get(label, set()):
-                die(f"torch: {fmt} torch.save of {label} uses globals outside the preset: {sorted(missing)} (found {sorted(found)})")
+            if missing - set(excluded):
+                die(f"torch: {fmt} torch.save of {label} uses globals outside the preset: {sorted(missing)}")
+            for g in missing:  # allowed by torch, excluded here as a sink: such files will be refused
+                refused.setdefault(g, set()).add(label)
             if fmt == "zip" and label not in TORCH_NEEDS_NUMPY:  # torch itself accepts these files
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     torch.load(io.BytesIO(data), weights_only=True)
     log(f"torch: baseline {len(baseline)}, excluded as sinks {sorted(excluded)}, numpy entries "
-        f"{numpy_entries}; all samples verified")
+        f"{numpy_entries}; all samples verified; refused because of the exclusions: "
+        f"{ {g: sorted(v) for g, v in refused.items()} }")
     notes = [
         "torch's own weights_only allow-list (torch._weights_only_unpickler._get_allowed_globals()),",
         "minus numpy entries (see numpy.yaml) and minus entries that sinks.yaml calls sinks. Verified by",
         "reading the pickles of torch.save (zip and legacy format) of Linear, Conv2d+BatchNorm2d, LSTM,",
         "Embedding state dicts, fp16/bf16/int8/bool/complex/fp8 tensors, quantized tensors, Parameters,",
-        "Adam and SGD state dicts after one step, and a checkpoint with torch and numpy RNG states (that",
-        "one also needs the numpy preset).",
+        "Adam and SGD state dicts after one step, sparse COO/CSR tensors, and a checkpoint with torch and",
+        "numpy RNG states (that one also needs the numpy preset).",
     ]
     if excluded:
         notes.append("Excluded from torch's list because sinks.yaml matches them:")
         notes += [f"  {n}  ({r})" for n, r in excluded.items()]
-        notes.append("(torch.serialization._get_layout is what sparse tensors use: those files are refused.)")
+    for g, labels in sorted(refused.items()):
+        notes.append(f"Files with {', '.join(sorted(labels))} need the excluded {g}: they are refused.")
     return {
         "name": "torch",
         "header": [f"Generated by tools/gen_policies.py from torch=={version('torch')} on Python {PY} — "
@@ -689,9 +702,9 @@ def sklearn_fitted():
             for q in params if isinstance(params, list) else [params]:
                 makers.append(lambda Est=Est, q=q: fit_generic(_tune(Est(**q))))
         errors = []
-        for make in makers:
+        for i, make in enumerate(makers):
             try:
-                fitted.append((name, make()))
+                fitted.append((name if i == 0 else f"{name}(sklearn test params)", make()))
                 break
             except _NeedsSpecialInput:
                 errors.append("needs input other than a numeric 2-D X")
@@ -752,13 +765,15 @@ def gen_sklearn(log, python_data, numpy_p):
     log(f"sklearn: {len(class_names)} estimator classes, {len(fitted)} fitted instances, "
         f"{len(recorded - class_names)} extra globals recorded; outside sklearn: {foreign}")
     log(f"sklearn: skipped {len(skipped)}: {skipped}")
+    log("sklearn: fitted with sklearn's test parameters instead of defaults: "
+        + ", ".join(label.split("(")[0] for label, _ in fitted if label.endswith("(sklearn test params)")))
     notes = [
         "Every estimator class from sklearn.utils.all_estimators() (with the experimental halving",
         "searches and IterativeImputer enabled), as `__module__.__qualname__`, plus every global recorded",
         "while pickling (protocols 2 and 5) each estimator fitted with default parameters on tiny data",
         "(n_estimators=5, random_state=0 where those parameters exist; sklearn's own test parameters",
-        "where the constructor needs arguments; text/dict/label/image input where the estimator takes it),",
-        "and a few common non-default configurations (ball/kd trees, other SGD losses).",
+        "where the defaults need arguments or do not fit the tiny data; text/dict/label/image input where",
+        "the estimator takes it), and a few common non-default configurations (ball/kd trees, SGD losses).",
         "Globals recorded outside sklearn (listed explicitly): " + (", ".join(foreign) or "none") + ".",
     ]
     if skipped:

@@ -60,7 +60,9 @@ pub const IMPORT_MAPPING: &[(&str, &str)] = &[
 ];
 
 /// `_compat_pickle.NAME_MAPPING`: (module, name) pairs renamed as a whole.
-pub const NAME_MAPPING: &[((&str, &str), (&str, &str))] = &[
+pub type Name = (&'static str, &'static str);
+
+pub const NAME_MAPPING: &[(Name, Name)] = &[
     (
         ("UserDict", "IterableUserDict"),
         ("collections", "UserDict"),

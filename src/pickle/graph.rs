@@ -176,6 +176,8 @@ pub struct StreamError {
     pub offset: u64,
     pub message: String,
     pub budget: bool,
+    /// The data ended inside an opcode (truncation), as opposed to invalid content.
+    pub at_eof: bool,
 }
 
 /// One pickle program (the bytes up to and including a STOP, or up to an error).

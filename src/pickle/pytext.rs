@@ -429,7 +429,8 @@ mod tests {
     fn decode_long_matches_pickle() {
         assert_eq!(decode_long(b""), Some(PyInt::Small(0)));
         assert_eq!(decode_long(b"\xff"), Some(PyInt::Small(-1)));
-        assert_eq!(decode_long(b"\x00\x80"), Some(PyInt::Small(32768)));
+        assert_eq!(decode_long(b"\x00\x80"), Some(PyInt::Small(-32768)));
+        assert_eq!(decode_long(b"\x00\x80\x00"), Some(PyInt::Small(32768)));
         let mut two_64 = vec![0u8; 8];
         two_64.push(1);
         assert_eq!(

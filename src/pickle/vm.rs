@@ -37,6 +37,19 @@ impl Default for Budgets {
 }
 
 const DENSE_MEMO: u64 = 1 << 22;
+
+/// Valid opcodes a protocol 0/1 stream (which has no magic) must run before an error
+/// for the bytes to count as a pickle rather than text that happens to start like one.
+pub const SNIFF_MIN_OPS: u64 = 8;
+
+fn is_identifier_path(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('.').all(|part| {
+            let mut chars = part.chars();
+            chars.next().is_some_and(|c| c == '_' || c.is_alphabetic())
+                && chars.all(|c| c == '_' || c.is_alphanumeric())
+        })
+}
 const NO_VALUE: ValueId = ValueId::MAX;
 
 /// CPython's memo: explicit indices for PUT, `len(memo)` for MEMOIZE.
@@ -130,11 +143,12 @@ pub fn analyze(data: &[u8], base: u64, budgets: Budgets) -> Graph {
     vm.g
 }
 
-/// Whether `data` starts like a pickle a loader would act on: a valid PROTO, or a
-/// protocol 0/1 program that reaches STOP or performs an effect before it fails.
+/// Whether `data` starts like a pickle: a PROTO opcode (protocol 2+ magic), or a
+/// protocol 0/1 program that reaches STOP, performs an effect before it fails, or is
+/// valid opcode by opcode until the data runs out (a truncated pickle).
 pub fn looks_like_pickle(data: &[u8]) -> bool {
     match data.first() {
-        Some(0x80) => data.get(1).is_some_and(|p| *p <= 5),
+        Some(0x80) => data.get(1).is_none_or(|p| *p <= 5),
         Some(b) if Opcode::from_byte(*b).is_some() => {
             let probe = &data[..data.len().min(1 << 20)];
             let budgets = Budgets {
@@ -143,7 +157,29 @@ pub fn looks_like_pickle(data: &[u8]) -> bool {
                 ..Budgets::default()
             };
             let g = analyze(probe, 0, budgets);
-            g.streams.first().is_some_and(|s| s.stopped || s.effectful)
+            let Some(s) = g.streams.first() else {
+                return false;
+            };
+            // Evidence that this is a pickle and not text or another binary format: it
+            // completes, or it imports a name Python could import, or it calls or hands
+            // a printable id to persistent_load, or it runs for a while, or it is a
+            // truncated run of valid opcodes. Anything less executes nothing.
+            let importable = g
+                .globals
+                .iter()
+                .any(|gl| is_identifier_path(&gl.module) && is_identifier_path(&gl.name));
+            let persid = g.persids.iter().any(|&p| match g.value(p).kind {
+                Kind::PersId(pid) => g
+                    .as_str(pid, probe)
+                    .is_none_or(|t| !t.is_empty() && t.bytes().all(|b| (0x20..0x7f).contains(&b))),
+                _ => false,
+            });
+            s.stopped
+                || importable
+                || !g.calls.is_empty()
+                || persid
+                || s.ops >= SNIFF_MIN_OPS
+                || (s.ops >= 3 && s.error.as_ref().is_some_and(|e| e.at_eof))
         }
         _ => false,
     }
@@ -176,15 +212,22 @@ impl<'a> Vm<'a> {
             stream.frame_violations = std::mem::take(&mut dec.frame_violations);
             stream.effectful = self.effect_count() > effects_before;
             if let Err(fault) = result {
-                let (message, budget) = match fault {
-                    Fault::Decode(e) => (e.to_string(), false),
-                    Fault::Msg(m) => (m, false),
-                    Fault::Budget(m) => (m, true),
+                let (message, budget, at_eof) = match fault {
+                    Fault::Decode(e) => {
+                        let eof = !matches!(
+                            e,
+                            DecodeError::UnknownOpcode(_) | DecodeError::NegativeLength(_)
+                        );
+                        (e.to_string(), false, eof)
+                    }
+                    Fault::Msg(m) => (m, false, false),
+                    Fault::Budget(m) => (m, true, false),
                 };
                 stream.error = Some(StreamError {
                     offset: stream.end,
                     message,
                     budget,
+                    at_eof,
                 });
             }
             let stopped = stream.stopped;

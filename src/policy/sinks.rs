@@ -77,6 +77,18 @@ pub fn sink_reason(module: &str, name: &str) -> Option<String> {
             return Some(format!("`{qual}` can run commands or code"));
         }
     }
+    // `pathlib` + `os.system`: an attribute chain can reach a sink module through any
+    // module that imported it, so every tail of a dotted name is checked on its own.
+    let parts: Vec<&str> = name.split('.').collect();
+    if parts.len() > 1 {
+        for start in 0..parts.len() - 1 {
+            let tail = parts[start..].join(".");
+            let (m, n) = tail.split_once('.').unwrap_or((tail.as_str(), ""));
+            if !n.is_empty() && (s.modules.contains(m) || s.names.contains(tail.as_str())) {
+                return Some(format!("the attribute chain `{name}` reaches `{tail}`"));
+            }
+        }
+    }
     if is_dunder(name) && name != "__newobj__" && name != "__newobj_ex__" && module == "builtins" {
         return Some(format!("`builtins.{name}` reaches interpreter internals"));
     }
@@ -106,5 +118,7 @@ mod tests {
         assert!(sink_reason("torch._utils", "_rebuild_tensor_v2").is_none());
         assert!(sink_reason("copyreg", "__newobj__").is_none());
         assert!(sink_reason("osx", "thing").is_none());
+        assert!(sink_reason("torch.serialization", "os.system").is_some());
+        assert!(sink_reason("torch.serialization", "_get_layout").is_none());
     }
 }

@@ -1,0 +1,322 @@
+//! End-to-end tests of the engine through the built binary and the library, over the
+//! committed fixtures (made by tests/fixtures/generate.py from the real libraries).
+
+use picklegate::finding::Rule;
+use picklegate::policy;
+use picklegate::scan::{self, ScanOptions};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixtures(kind: &str) -> PathBuf {
+    root().join("tests/fixtures").join(kind)
+}
+
+fn manifest(kind: &str) -> Vec<Value> {
+    let path = fixtures(kind).join("manifest.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Array(v)) => v,
+        other => panic!("{}: not a JSON array: {other:?}", path.display()),
+    }
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_picklegate"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run picklegate: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn scan_json(path: &Path) -> (i32, Value) {
+    let p = path.to_string_lossy();
+    let (code, stdout, stderr) = run(&["scan", "--format", "json", &p]);
+    let v = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{p}: bad JSON ({e}): {stdout}\n{stderr}"));
+    (code, v)
+}
+
+fn rules_of(report: &Value) -> BTreeSet<String> {
+    report["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|f| f["findings"].as_array().cloned().unwrap_or_default())
+        .filter_map(|f| f["rule"].as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn benign_fixtures_pass_the_default_policy() {
+    let entries = manifest("benign");
+    assert!(entries.len() >= 20, "too few benign fixtures");
+    let mut checked = 0;
+    for e in entries {
+        if e["default_policy"].as_bool() != Some(true) {
+            continue;
+        }
+        let file = fixtures("benign").join(e["file"].as_str().unwrap_or_default());
+        let (code, report) = scan_json(&file);
+        assert_eq!(code, 0, "{}: {report:#}", file.display());
+        assert_eq!(report["files"][0]["format"], "pickle", "{}", file.display());
+        assert_eq!(report["files"][0]["status"], "clean");
+        assert_eq!(rules_of(&report), BTreeSet::new(), "{}", file.display());
+        checked += 1;
+    }
+    assert!(checked >= 20);
+}
+
+#[test]
+fn every_attack_fixture_is_flagged_with_its_rules() {
+    let entries = manifest("attacks");
+    assert!(entries.len() >= 30, "too few attack fixtures");
+    let mut failures = Vec::new();
+    for e in &entries {
+        let name = e["file"].as_str().unwrap_or_default();
+        let (code, report) = scan_json(&fixtures("attacks").join(name));
+        let got = rules_of(&report);
+        let want: BTreeSet<String> = e["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.as_str().map(String::from))
+            .collect();
+        for r in &want {
+            assert!(
+                Rule::from_id(r).is_some(),
+                "{name}: manifest names unknown rule {r}"
+            );
+        }
+        if code != 1 || !want.is_subset(&got) {
+            failures.push(format!("{name}: exit {code}, want {want:?}, got {got:?}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} attack(s) missed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+fn all_fixture_files() -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for kind in ["benign", "attacks"] {
+        for e in manifest(kind) {
+            v.push(fixtures(kind).join(e["file"].as_str().unwrap_or_default()));
+        }
+    }
+    v
+}
+
+fn default_policy() -> &'static policy::Policy {
+    static P: std::sync::OnceLock<policy::Policy> = std::sync::OnceLock::new();
+    P.get_or_init(|| policy::builtin_default().unwrap_or_else(|e| panic!("{e}")))
+}
+
+fn fails(data: &[u8]) -> bool {
+    let policy = default_policy();
+    if !picklegate::pickle::vm::looks_like_pickle(data) {
+        return false;
+    }
+    let (findings, _) = scan::scan_pickle_bytes(data, policy, &ScanOptions::default());
+    findings.iter().any(|f| f.severity.fails())
+}
+
+fn complete_ops(data: &[u8]) -> usize {
+    let mut dec = picklegate::pickle::decode::Decoder::new(data, 0);
+    let mut n = 0;
+    while let Ok(Some(_)) = dec.next_op() {
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn truncated_fixtures_never_pass() {
+    for file in all_fixture_files() {
+        let data = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let n = data.len();
+        let cuts: Vec<usize> = if n <= 600 {
+            (2..n).collect()
+        } else {
+            let step = (n / 300).max(1);
+            (2..n)
+                .step_by(step)
+                .chain(n.saturating_sub(40)..n)
+                .collect()
+        };
+        // A cut right after a STOP leaves complete pickles: that prefix is a real file.
+        let g = picklegate::pickle::vm::analyze(&data, 0, Default::default());
+        let stream_ends: Vec<usize> = g
+            .streams
+            .iter()
+            .filter(|s| s.stopped)
+            .map(|s| s.end as usize)
+            .collect();
+        for cut in cuts {
+            if stream_ends.contains(&cut) {
+                continue;
+            }
+            // A fragment of fewer than three whole opcodes without a PROTO carries no
+            // evidence of being a pickle (it could be any text) and can execute nothing.
+            if data[0] != 0x80 && complete_ops(&data[..cut]) < 3 {
+                continue;
+            }
+            assert!(
+                fails(&data[..cut]),
+                "{} truncated to {cut} bytes passed",
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn corrupted_opcodes_never_pass() {
+    for file in all_fixture_files() {
+        let data = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let mut dec = picklegate::pickle::decode::Decoder::new(&data, 0);
+        let mut offsets = Vec::new();
+        while let Ok(Some(op)) = dec.next_op() {
+            offsets.push(op.offset as usize);
+            if op.code == picklegate::pickle::op::Opcode::Stop {
+                break;
+            }
+        }
+        // A file whose first byte is no opcode is not a pickle; without a PROTO, the first
+        // SNIFF_MIN_OPS opcodes are what tells a pickle from text (see vm::looks_like_pickle).
+        let skip = if data[0] == 0x80 {
+            1
+        } else {
+            picklegate::pickle::vm::SNIFF_MIN_OPS as usize
+        };
+        for &off in offsets.iter().skip(skip).take(200) {
+            let mut bad = data.clone();
+            bad[off] = 0xff;
+            assert!(
+                fails(&bad),
+                "{}: invalid opcode at {off} passed",
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn exit_codes_follow_the_contract() {
+    let (code, _, stderr) = run(&["scan", "/nonexistent/picklegate-test"]);
+    assert_eq!(code, 2);
+    let (code, stdout, _) = run(&["scan", "--format", "json", "/nonexistent/picklegate-test"]);
+    assert_eq!(code, 2);
+    assert!(
+        stdout.contains("\"status\": \"error\""),
+        "{stdout} {stderr}"
+    );
+    let (code, _, stderr) = run(&["scan", "--preset", "nope", "."]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown preset `nope`"), "{stderr}");
+    let (code, _, _) = run(&["scan", "--bogus-flag"]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn content_decides_not_the_name() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let png = dir.path().join("cat.png");
+    std::fs::write(&png, b"cos\nsystem\n(S'id'\ntR.").unwrap_or_else(|e| panic!("{e}"));
+    let txt = dir.path().join("notes.txt");
+    std::fs::write(&txt, b"hello, this is text\n").unwrap_or_else(|e| panic!("{e}"));
+    let (code, report) = scan_json(dir.path());
+    assert_eq!(code, 1);
+    let files = report["files"].as_array().cloned().unwrap_or_default();
+    assert_eq!(files.len(), 2);
+    let png_report = files
+        .iter()
+        .find(|f| f["path"].as_str().is_some_and(|p| p.ends_with("cat.png")));
+    assert_eq!(
+        png_report.map(|f| f["format"].clone()),
+        Some(Value::from("pickle"))
+    );
+    let txt_report = files
+        .iter()
+        .find(|f| f["path"].as_str().is_some_and(|p| p.ends_with("notes.txt")));
+    assert_eq!(
+        txt_report.map(|f| f["format"].clone()),
+        Some(Value::from("unknown"))
+    );
+    assert_eq!(report["summary"]["files"], 2);
+    assert_eq!(report["summary"]["clean"], 1);
+    assert_eq!(report["version"], 1);
+}
+
+#[test]
+fn json_findings_carry_the_contract_fields() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let f = dir.path().join("evil.pkl");
+    std::fs::write(
+        &f,
+        b"\x80\x02c__builtin__\neval\nq\x00X\x01\x00\x00\x001\x85R.",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (code, report) = scan_json(&f);
+    assert_eq!(code, 1);
+    let finding = &report["files"][0]["findings"][0];
+    assert_eq!(finding["rule"], "code-execution");
+    assert_eq!(finding["severity"], "critical");
+    assert_eq!(finding["member"], Value::Null);
+    assert_eq!(finding["offset"], 2);
+    assert_eq!(finding["global"], "builtins.eval");
+    assert!(finding["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("fix_imports")));
+    assert_eq!(finding["related"][0]["offset"], 29);
+    assert!(finding["policy"]
+        .as_str()
+        .is_some_and(|p| p.starts_with("default (policies/default.yaml:")));
+}
+
+#[test]
+fn presets_select_policies_without_config() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let f = dir.path().join("od.pkl");
+    // collections.OrderedDict() at protocol 2: allowed by python-data, and so by every preset.
+    std::fs::write(&f, b"\x80\x02ccollections\nOrderedDict\nq\x00)Rq\x01.")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let p = f.to_string_lossy();
+    assert_eq!(run(&["scan", "--preset", "python-data", &p]).0, 0);
+    let torch = dir.path().join("t.pkl");
+    std::fs::write(&torch, b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n.")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let t = torch.to_string_lossy();
+    assert_eq!(run(&["scan", "--preset", "python-data", &t]).0, 1);
+    assert_eq!(run(&["scan", "--preset", "torch", &t]).0, 0);
+}
+
+#[test]
+fn disasm_prints_the_pickletools_listing_and_annotations() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let f = dir.path().join("p0.pkl");
+    std::fs::write(&f, b"(S'ls'\nios\nsystem\n.").unwrap_or_else(|e| panic!("{e}"));
+    let p = f.to_string_lossy();
+    let (code, out, _) = run(&["disasm", "--plain", &p]);
+    assert_eq!(code, 0);
+    let want = "    0: (    MARK\n    1: S        STRING     'ls'\n    7: i        INST       'os system' (MARK at 0)\n   18: .    STOP\nhighest protocol among opcodes = 0\n";
+    assert_eq!(out, want);
+    let (_, out, _) = run(&["disasm", &p]);
+    assert!(
+        out.contains("; import posix.system") || out.contains("; import os.system"),
+        "{out}"
+    );
+    assert!(out.contains("; call os.system"), "{out}");
+}

@@ -1,0 +1,274 @@
+"""Shared helpers for the Python oracle tests (imported by conftest.py and the test modules).
+
+Nothing in this module unpickles a fixture in-process: every load happens in a fresh
+subprocess (LOADER_CODE / RECORDER_CODE below)."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures"
+BENIGN_DIR = FIXTURES / "benign"
+ATTACKS_DIR = FIXTURES / "attacks"
+
+RESULT_MARK = "@@PICKLEGATE_ORACLE@@"
+
+
+def _load_manifest(d):
+    path = d / "manifest.json"
+    if not path.exists():
+        raise RuntimeError(f"{path} missing: run python3 tests/fixtures/generate.py")
+    with open(path) as f:
+        return json.load(f)
+
+
+def benign_manifest():
+    return _load_manifest(BENIGN_DIR)
+
+
+def attack_manifest():
+    return _load_manifest(ATTACKS_DIR)
+
+
+def all_fixture_files():
+    """[(id, Path, kind)] for every benign and attack fixture."""
+    out = [(f"benign/{e['file']}", BENIGN_DIR / e["file"], "benign") for e in benign_manifest()]
+    out += [(f"attacks/{e['file']}", ATTACKS_DIR / e["file"], "attack") for e in attack_manifest()]
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# Victim loaders.  argv: path loader setup_json
+# Prints one line "<RESULT_MARK> {json}" with the exception (if any) and a summary of the
+# loaded object (for state dicts: key -> [dtype, shape]).
+# ----------------------------------------------------------------------------------------
+LOADER_CODE = r'''
+import json, os, pickle, sys
+path, loader, setup = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+MARK = "@@PICKLEGATE_ORACLE@@"
+
+if setup and setup.get("kind") == "copyreg_ext":
+    import copyreg
+    copyreg.add_extension(setup["module"], setup["name"], setup["code"])
+
+def torch_unpickler(f):
+    import torch
+    cache = {}
+    class TorchDataPkl(pickle.Unpickler):
+        # what torch.load does with archive/data.pkl, with zero-filled storages instead of the
+        # zip records
+        def persistent_load(self, pid):
+            typename, storage_type, key, location, numel = pid
+            if typename != "storage":
+                raise pickle.UnpicklingError("unknown persistent id %r" % (typename,))
+            if key not in cache:
+                dtype = torch.uint8 if storage_type is torch.UntypedStorage else storage_type.dtype
+                nbytes = numel * torch._utils._element_size(dtype)
+                st = torch.UntypedStorage(nbytes)
+                if nbytes:
+                    st.fill_(0)
+                cache[key] = torch.storage.TypedStorage(wrap_storage=st, dtype=dtype, _internal=True)
+            return cache[key]
+    return TorchDataPkl(f)
+
+def summary(obj, depth=0):
+    torch = sys.modules.get("torch")  # never import it just to describe the result
+    if torch is not None and isinstance(obj, torch.Tensor):
+        return ["tensor", str(obj.dtype), list(obj.shape)]
+    if isinstance(obj, dict) and depth < 3:
+        return {"type": type(obj).__name__,
+                "items": {repr(k): summary(v, depth + 1) for k, v in obj.items()}}
+    return type(obj).__module__ + "." + type(obj).__qualname__
+
+result, error = None, None
+try:
+    if loader == "pickle.loads":
+        with open(path, "rb") as f:
+            data = f.read()
+        result = pickle.loads(data)
+    elif loader == "pickle.load_file":
+        with open(path, "rb") as f:
+            result = pickle.load(f)
+    elif loader == "pickle.loads_loop":
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            while f.tell() < size:
+                result = pickle.load(f)
+    elif loader == "torch_weights_only_false":
+        import torch
+        result = torch.load(path, weights_only=False)
+    elif loader == "torch_data_pkl":
+        with open(path, "rb") as f:
+            result = torch_unpickler(f).load()
+    else:
+        raise SystemExit("unknown loader " + loader)
+except BaseException as e:  # exceptions raised after the payload are expected
+    error = "%s: %s" % (type(e).__name__, str(e)[:300])
+try:
+    s = summary(result)
+except BaseException as e:
+    s = "summary failed: %r" % (e,)
+sys.stdout.flush()
+print(MARK, json.dumps({"error": error, "summary": s}), flush=True)
+'''
+
+
+def setup_arg(entry):
+    if entry.get("setup") == "copyreg_ext":
+        e = entry["ext"]
+        return {"kind": "copyreg_ext", "module": e["module"], "name": e["name"], "code": e["code"]}
+    if entry.get("setup"):
+        raise ValueError(f"unknown setup {entry['setup']!r}")
+    return None
+
+
+def run_loader(path, loader, setup, canary_path, timeout=60, canary_wait=0.0):
+    """Load `path` in a fresh interpreter the victim's way.
+
+    Returns dict(error=..., summary=..., canary=<file content or None>, returncode, stderr)."""
+    canary_path = Path(canary_path)
+    if canary_path.exists():
+        canary_path.unlink()
+    env = dict(os.environ)
+    env["PICKLEGATE_CANARY"] = str(canary_path)
+    env.setdefault("PYTHONHASHSEED", "0")
+    proc = subprocess.run(
+        [sys.executable, "-c", LOADER_CODE, str(path), loader, json.dumps(setup)],
+        env=env, capture_output=True, text=True, timeout=timeout, cwd=str(canary_path.parent),
+        stdin=subprocess.DEVNULL,
+    )
+    out = {"error": None, "summary": None, "returncode": proc.returncode, "stderr": proc.stderr[-2000:]}
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_MARK):
+            out.update(json.loads(line[len(RESULT_MARK):]))
+    if out["summary"] is None and out["error"] is None:
+        out["error"] = f"loader produced no result (rc={proc.returncode}): {proc.stderr[-500:]}"
+    deadline = time.monotonic() + canary_wait
+    while True:
+        content = canary_path.read_text(errors="replace") if canary_path.exists() else None
+        if (content and content.strip()) or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    out["canary"] = content
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# Recording unpickler.  argv: path impl("py"|"c")
+# find_class records (module, name) exactly as CPython maps them and returns a fresh stub
+# class; it never imports anything, so no payload can run.
+# ----------------------------------------------------------------------------------------
+RECORDER_CODE = r'''
+import io, json, pickle, pickletools, sys, _compat_pickle
+path, impl = sys.argv[1], sys.argv[2]
+MARK = "@@PICKLEGATE_ORACLE@@"
+with open(path, "rb") as f:
+    data = f.read()
+
+def _any(*a, **k):
+    return None
+
+class StubMeta(type):
+    def __setitem__(cls, key, value):
+        pass
+
+def new_stub():
+    def __new__(cls, *a, **k):
+        return object.__new__(cls)
+    def __init__(self, *a, **k):
+        pass
+    def __call__(self, *a, **k):
+        return new_stub()()
+    ns = {"__new__": __new__, "__init__": __init__, "__call__": __call__,
+          "__setstate__": _any, "__setitem__": _any, "append": _any, "extend": _any, "add": _any}
+    return StubMeta("Stub", (), ns)
+
+def fix_imports(module, name, proto):
+    # pickle.Unpickler.find_class: `if self.proto < 3 and self.fix_imports:`
+    if proto < 3:
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        elif module in _compat_pickle.IMPORT_MAPPING:
+            module = _compat_pickle.IMPORT_MAPPING[module]
+    return module, name
+
+# protocol in effect at each op that calls find_class (GLOBAL, INST, STACK_GLOBAL), in stream
+# order; the C unpickler does not expose self.proto, and find_class calls happen in this order.
+lookups = []
+cur = 0
+try:
+    for op, arg, pos in pickletools.genops(data):
+        if op.name == "PROTO":
+            cur = arg
+        elif op.name in ("GLOBAL", "INST", "STACK_GLOBAL"):
+            raw = tuple(arg.split(" ", 1)) if op.name != "STACK_GLOBAL" else None
+            lookups.append((cur, raw))
+except Exception:
+    pass
+
+recorded = []
+notes = []
+
+class Recorder:
+    def record(self, module, name, proto):
+        m, n = fix_imports(module, name, proto)
+        recorded.append([m, n])
+        return new_stub()
+
+    def persistent_load(self, pid):
+        return new_stub()()
+
+class PyRecorder(Recorder, pickle._Unpickler):
+    def find_class(self, module, name):
+        return self.record(module, name, self.proto)
+
+class CRecorder(Recorder, pickle.Unpickler):
+    def find_class(self, module, name):
+        i = len(recorded)
+        if i < len(lookups):
+            proto, raw = lookups[i]
+            if raw is not None and raw != (module, name):
+                notes.append("desync at lookup %d: %r vs %r" % (i, raw, (module, name)))
+        else:
+            proto = lookups[-1][0] if lookups else 0
+            notes.append("more find_class calls than GLOBAL/INST/STACK_GLOBAL ops")
+        return self.record(module, name, proto)
+
+class AllAtOnce:
+    """File-like whose first read returns everything: the C unpickler then keeps the whole
+    stream in its buffer and reads it linearly, exactly as pickle.loads(bytes) does."""
+    def __init__(self, data):
+        self.data, self.pos = data, 0
+    def read(self, n=-1):
+        rest, self.pos = self.data[self.pos:], len(self.data)
+        return rest
+    def readline(self):
+        i = self.data.find(b"\n", self.pos)
+        end = len(self.data) if i < 0 else i + 1
+        line, self.pos = self.data[self.pos:end], end
+        return line
+
+error = None
+try:
+    if impl == "py":
+        PyRecorder(io.BytesIO(data)).load()
+    else:
+        CRecorder(AllAtOnce(data)).load()
+except BaseException as e:
+    error = "%s: %s" % (type(e).__name__, str(e)[:300])
+print(MARK, json.dumps({"globals": recorded, "error": error, "notes": notes}), flush=True)
+'''
+
+
+def run_recorder(path, impl, timeout=60):
+    env = {k: v for k, v in os.environ.items() if k != "PICKLEGATE_CANARY"}
+    proc = subprocess.run([sys.executable, "-c", RECORDER_CODE, str(path), impl], env=env,
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_MARK):
+            return json.loads(line[len(RESULT_MARK):])
+    raise RuntimeError(f"recorder failed rc={proc.returncode}: {proc.stderr[-2000:]}")
