@@ -140,10 +140,6 @@ fn check_mutations(g: &Graph, data: &[u8], policy: &Policy, out: &mut Vec<Findin
     for m in &g.mutations {
         let target = g.value(m.target);
         let op = m.kind.opcode().name();
-        let related = vec![Related {
-            offset: target.offset,
-            label: "the target object is made here".into(),
-        }];
         let finding = match (m.kind, target.kind) {
             (MutKind::Append | MutKind::Appends, Kind::List(_))
             | (MutKind::SetItem | MutKind::SetItems, Kind::Dict(_))
@@ -255,7 +251,10 @@ fn check_mutations(g: &Graph, data: &[u8], policy: &Policy, out: &mut Vec<Findin
             )),
         };
         if let Some(mut f) = finding {
-            f.related = related;
+            f.related = vec![Related {
+                offset: target.offset,
+                label: "the target object is made here".into(),
+            }];
             f.policy = Some(policy_note(policy));
             out.push(f);
         }

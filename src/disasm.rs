@@ -272,8 +272,9 @@ pub fn disassemble(path: &str, data: &[u8], style: Style) -> String {
                 arg,
                 arg_error,
             });
-            // The listing ends where loading ends: at STOP, or at the opcode the VM failed on.
-            if stop || (!s.stopped && dec.pos() as u64 >= s.end) {
+            // Like pickletools, the listing runs to STOP even past the opcode where loading
+            // fails; the VM's error is reported after it.
+            if stop {
                 break;
             }
         }

@@ -220,7 +220,14 @@ impl<'a> Decoder<'a> {
             }
         };
         let end = self.pos;
-        self.track_frame(code, start, end, &arg)?;
+        // Fast path: no frame, or an opcode wholly inside the current frame.
+        let inside = match self.frame_end {
+            None => true,
+            Some(fe) => end < fe,
+        };
+        if !inside || code == Opcode::Frame {
+            self.track_frame(code, start, end, &arg)?;
+        }
         Ok(Some(Op {
             offset: self.base + start as u64,
             end: self.base + end as u64,

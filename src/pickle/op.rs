@@ -233,7 +233,13 @@ impl Opcode {
         self as u8
     }
 
+    /// Static facts, from a table indexed by opcode byte (on the decoder's hot path).
+    #[inline]
     pub fn info(self) -> OpInfo {
+        INFO[self as u8 as usize]
+    }
+
+    const fn compute_info(self) -> OpInfo {
         use ArgKind as A;
         use Opcode::*;
         match self {
@@ -312,6 +318,17 @@ impl Opcode {
         self.info().name
     }
 }
+
+const INFO: [OpInfo; 256] = {
+    let mut t = [info("?", ArgKind::None, 0, 0, 0, false); 256];
+    let mut i = 0;
+    while i < Opcode::ALL.len() {
+        let op = Opcode::ALL[i];
+        t[op as u8 as usize] = op.compute_info();
+        i += 1;
+    }
+    t
+};
 
 const TABLE: [Option<Opcode>; 256] = {
     let mut t: [Option<Opcode>; 256] = [None; 256];

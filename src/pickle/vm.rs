@@ -139,6 +139,11 @@ pub fn analyze(data: &[u8], base: u64, budgets: Budgets) -> Graph {
         stream: 0,
         empty_tuple: None,
     };
+    // Opcode-heavy pickles make about one value per three bytes; reserving up front
+    // avoids repeated copies of a large graph while it grows.
+    let guess = (data.len() / 3).min(budgets.max_values).min(1 << 26);
+    vm.g.values.reserve(guess);
+    vm.g.items.reserve(guess / 2);
     vm.run();
     vm.g
 }
