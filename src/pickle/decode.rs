@@ -108,7 +108,7 @@ impl<'a> Decoder<'a> {
         self.frame_end = None;
     }
 
-    #[inline]
+    #[inline(always)]
     fn take(&mut self, n: usize, name: &'static str) -> Result<&'a [u8], DecodeError> {
         let avail = self.data.len() - self.pos;
         if n > avail {
@@ -148,7 +148,7 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn fixed<const N: usize>(&mut self, name: &'static str) -> Result<[u8; N], DecodeError> {
         let s = self.take(N, name)?;
         let mut a = [0u8; N];
@@ -157,7 +157,7 @@ impl<'a> Decoder<'a> {
     }
 
     /// Decodes the next opcode. `Ok(None)` only at the exact end of the data.
-    #[inline]
+    #[inline(always)]
     pub fn next_op(&mut self) -> Result<Option<Op<'a>>, DecodeError> {
         if self.pos >= self.data.len() {
             return Ok(None);

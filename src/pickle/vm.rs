@@ -531,6 +531,7 @@ impl<'a> Vm<'a> {
         Ok(t)
     }
 
+    #[inline(always)]
     fn step(&mut self, op: &Op<'a>) -> Result<(), Fault> {
         let off = op.offset;
         use Opcode as O;
