@@ -8,18 +8,47 @@ use std::collections::HashMap;
 
 const MAX_RELATED: usize = 8;
 
+/// What the container around a pickle buffer says about it.
+#[derive(Debug, Clone, Copy)]
+pub struct Context {
+    /// Pickles the format itself stores back to back (legacy torch: 5); more are trailing.
+    pub expected_streams: usize,
+    /// TorchScript archives resolve `__torch__.*` names against their own code, which
+    /// is reported once for the archive.
+    pub torchscript: bool,
+}
+
+impl Default for Context {
+    fn default() -> Self {
+        Context {
+            expected_streams: 1,
+            torchscript: false,
+        }
+    }
+}
+
 /// Checks one analysed pickle buffer. `data` is the buffer the graph was built from.
 pub fn check(g: &Graph, data: &[u8], policy: &Policy) -> Vec<Finding> {
+    check_with(g, data, policy, &Context::default())
+}
+
+pub fn check_with(g: &Graph, data: &[u8], policy: &Policy, ctx: &Context) -> Vec<Finding> {
     let mut out = Vec::new();
-    let refused = check_globals(g, policy, &mut out);
+    let refused = check_globals(g, policy, ctx, &mut out);
     link_call_sites(g, &refused, &mut out);
     check_calls(g, data, &mut out);
-    check_mutations(g, data, policy, &mut out);
+    check_mutations(g, data, policy, ctx, &mut out);
     check_persids(g, data, policy, &mut out);
     check_exts(g, &mut out);
-    check_streams(g, &mut out);
+    check_streams(g, ctx, &mut out);
     out.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.offset.cmp(&b.offset)));
     out
+}
+
+/// Globals that belong to the container format rather than to the pickled object.
+fn is_format_global(gl: &Global, ctx: &Context) -> bool {
+    (gl.module == "joblib.numpy_pickle" && gl.name == "NumpyArrayWrapper")
+        || (ctx.torchscript && (gl.module == "__torch__" || gl.module.starts_with("__torch__.")))
 }
 
 fn policy_note(policy: &Policy) -> String {
@@ -27,7 +56,12 @@ fn policy_note(policy: &Policy) -> String {
 }
 
 /// Returns, for each refused global's value id, the index of its finding in `out`.
-fn check_globals(g: &Graph, policy: &Policy, out: &mut Vec<Finding>) -> HashMap<ValueId, usize> {
+fn check_globals(
+    g: &Graph,
+    policy: &Policy,
+    ctx: &Context,
+    out: &mut Vec<Finding>,
+) -> HashMap<ValueId, usize> {
     let mut refused = HashMap::new();
     for gl in &g.globals {
         let len = match gl.opcode {
@@ -47,7 +81,7 @@ fn check_globals(g: &Graph, policy: &Policy, out: &mut Vec<Finding>) -> HashMap<
             out.push(f);
             continue;
         }
-        if policy.allowed(&gl.module, &gl.name).is_some() {
+        if policy.allowed(&gl.module, &gl.name).is_some() || is_format_global(gl, ctx) {
             continue;
         }
         let q = gl.qualified();
@@ -136,7 +170,7 @@ fn producer(g: &Graph, id: ValueId) -> Option<&Global> {
     }
 }
 
-fn check_mutations(g: &Graph, data: &[u8], policy: &Policy, out: &mut Vec<Finding>) {
+fn check_mutations(g: &Graph, data: &[u8], policy: &Policy, ctx: &Context, out: &mut Vec<Finding>) {
     for m in &g.mutations {
         let target = g.value(m.target);
         let op = m.kind.opcode().name();
@@ -175,8 +209,9 @@ fn check_mutations(g: &Graph, data: &[u8], policy: &Policy, out: &mut Vec<Findin
             }
             (MutKind::Build, Kind::Call(_)) => match producer(g, m.target) {
                 Some(gl)
-                    if policy.build == BuildMode::Instances
-                        && policy.allowed(&gl.module, &gl.name).is_some() =>
+                    if (policy.build == BuildMode::Instances
+                        && policy.allowed(&gl.module, &gl.name).is_some())
+                        || is_format_global(gl, ctx) =>
                 {
                     None
                 }
@@ -267,7 +302,8 @@ fn is_torch_storage_pid(g: &Graph, pid: ValueId, data: &[u8]) -> bool {
         return false;
     };
     let it = g.items(items);
-    it.len() == 5
+    // Legacy files add a sixth element (view metadata).
+    (it.len() == 5 || it.len() == 6)
         && g.as_str(it[0], data).is_some_and(|s| s == "storage")
         && matches!(g.value(it[1]).kind, Kind::Global(_))
         && matches!(g.value(it[2]).kind, Kind::Str(_))
@@ -327,9 +363,9 @@ fn check_exts(g: &Graph, out: &mut Vec<Finding>) {
     }
 }
 
-fn check_streams(g: &Graph, out: &mut Vec<Finding>) {
-    for (i, s) in g.streams.iter().enumerate() {
-        if i > 0 {
+fn check_streams(g: &Graph, ctx: &Context, out: &mut Vec<Finding>) {
+    for (i, s) in g.streams.iter().filter(|s| !s.nested).enumerate() {
+        if i >= ctx.expected_streams {
             out.push(Finding::new(
                 Rule::TrailingPickle,
                 s.start,

@@ -45,10 +45,20 @@ pub enum Rule {
     FrameViolation,
     TrailingPickle,
     TrailingData,
+    ZipTampering,
+    ZipDuplicateMember,
+    ZipOverlappingMembers,
+    HiddenPickle,
+    ExtensionMismatch,
+    NotInspectable,
+    StorageReference,
+    TorchScript,
+    LegacyMagic,
+    LfsPointer,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 14] = [
+    pub const ALL: [Rule; 24] = [
         Rule::CodeExecution,
         Rule::GlobalNotAllowed,
         Rule::UnresolvedGlobal,
@@ -63,6 +73,16 @@ impl Rule {
         Rule::FrameViolation,
         Rule::TrailingPickle,
         Rule::TrailingData,
+        Rule::ZipTampering,
+        Rule::ZipDuplicateMember,
+        Rule::ZipOverlappingMembers,
+        Rule::HiddenPickle,
+        Rule::ExtensionMismatch,
+        Rule::NotInspectable,
+        Rule::StorageReference,
+        Rule::TorchScript,
+        Rule::LegacyMagic,
+        Rule::LfsPointer,
     ];
 
     pub fn id(self) -> &'static str {
@@ -81,6 +101,16 @@ impl Rule {
             Rule::FrameViolation => "frame-violation",
             Rule::TrailingPickle => "trailing-pickle",
             Rule::TrailingData => "trailing-data",
+            Rule::ZipTampering => "zip-tampering",
+            Rule::ZipDuplicateMember => "zip-duplicate-member",
+            Rule::ZipOverlappingMembers => "zip-overlapping-members",
+            Rule::HiddenPickle => "hidden-pickle",
+            Rule::ExtensionMismatch => "extension-mismatch",
+            Rule::NotInspectable => "not-inspectable",
+            Rule::StorageReference => "storage-reference",
+            Rule::TorchScript => "torchscript",
+            Rule::LegacyMagic => "legacy-magic",
+            Rule::LfsPointer => "lfs-pointer",
         }
     }
 
@@ -91,14 +121,23 @@ impl Rule {
             | Rule::UnresolvedCall
             | Rule::BuildOnGlobal
             | Rule::ExtensionCode
-            | Rule::FrameViolation => Severity::Critical,
+            | Rule::FrameViolation
+            | Rule::ZipDuplicateMember
+            | Rule::LegacyMagic => Severity::Critical,
             Rule::GlobalNotAllowed
             | Rule::BuildNotAllowed
             | Rule::MethodCall
             | Rule::PersistentId
             | Rule::MalformedPickle
-            | Rule::BudgetExceeded => Severity::Error,
-            Rule::TrailingPickle | Rule::TrailingData => Severity::Warning,
+            | Rule::BudgetExceeded
+            | Rule::ZipTampering
+            | Rule::ZipOverlappingMembers
+            | Rule::HiddenPickle
+            | Rule::ExtensionMismatch
+            | Rule::NotInspectable
+            | Rule::StorageReference => Severity::Error,
+            Rule::TrailingPickle | Rule::TrailingData | Rule::TorchScript => Severity::Warning,
+            Rule::LfsPointer => Severity::Note,
         }
     }
 
@@ -129,6 +168,18 @@ impl Rule {
             }
             Rule::TrailingPickle => "Another pickle follows the first STOP; loaders that read on will execute it.",
             Rule::TrailingData => "Bytes follow the last pickle that are not part of it.",
+            Rule::ZipTampering => {
+                "The zip disagrees with itself (CRC, encryption/patch flags, local vs central names): Python's zipfile refuses it, PyTorch's reader does not."
+            }
+            Rule::ZipDuplicateMember => "Two members share a name; different readers load different copies.",
+            Rule::ZipOverlappingMembers => "Members overlap in the archive; their bytes are shared or hidden.",
+            Rule::HiddenPickle => "A pickle member that torch.load does not read by itself (a crafted data.pkl or custom loader can).",
+            Rule::ExtensionMismatch => "The file name claims a format that cannot hold pickles, but the content is pickle-bearing.",
+            Rule::NotInspectable => "Content picklegate cannot look inside (7z, unsupported compression, read errors).",
+            Rule::StorageReference => "A torch persistent id names a storage that is missing or smaller than its dtype and size require.",
+            Rule::TorchScript => "A TorchScript archive: torch.jit.load runs its code.",
+            Rule::LegacyMagic => "A legacy torch file whose magic number is computed instead of written as a literal.",
+            Rule::LfsPointer => "A Git LFS pointer: the model content was not available to inspect.",
         }
     }
 
@@ -153,6 +204,15 @@ impl Rule {
             Rule::TrailingPickle | Rule::TrailingData => {
                 "Strip the trailing bytes (`picklegate sanitize`) or regenerate the file."
             }
+            Rule::ZipTampering | Rule::ZipDuplicateMember | Rule::ZipOverlappingMembers | Rule::HiddenPickle => {
+                "Re-save the model with torch.save from a trusted source; a standard writer never produces this."
+            }
+            Rule::ExtensionMismatch => "Rename the file to what it is, or replace it with the format its name claims.",
+            Rule::NotInspectable => "Store models uncompressed or in a format picklegate reads (zip, tar, gzip, bz2, xz, zstd, lz4).",
+            Rule::StorageReference => "Re-save the checkpoint; inconsistent storage metadata is a known memory-safety attack on torch.load.",
+            Rule::TorchScript => "Load it only if you trust its source, or allow the rule for this path in .picklegate.yaml.",
+            Rule::LegacyMagic => "Do not load this file; re-save it with a current torch.save.",
+            Rule::LfsPointer => "Fetch LFS objects (git lfs pull) in CI so picklegate can scan the real content.",
         }
     }
 

@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod container;
 pub mod disasm;
 pub mod finding;
 pub mod pickle;

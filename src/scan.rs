@@ -1,14 +1,11 @@
 //! Files in, reports out: reading, sniffing by content, analysing and checking.
 
 use crate::check;
+use crate::container::{self, blob::FileBlob, Limits};
 use crate::finding::Finding;
 use crate::pickle::vm::{self, Budgets};
 use crate::policy::Policy;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-
-/// How much of a file is read to decide whether it is pickle-bearing.
-const SNIFF_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -65,6 +62,7 @@ impl FileReport {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ScanOptions {
     pub budgets: Budgets,
+    pub limits: Limits,
 }
 
 /// Analyses an in-memory buffer that is known or suspected to be a raw pickle.
@@ -77,36 +75,41 @@ pub fn scan_pickle_bytes(
     (check::check(&g, data, policy), g.streams.len())
 }
 
-/// Scans one file: sniffs its content, and analyses it when it is pickle-bearing.
+/// Scans bytes already in memory (a git blob, a test buffer) named `name`.
+pub fn scan_bytes(name: &str, data: &[u8], policy: &Policy, opts: &ScanOptions) -> FileReport {
+    let o = container::scan_blob(
+        &container::blob::MemBlob(data),
+        name,
+        policy,
+        opts.budgets,
+        opts.limits,
+    );
+    FileReport::from_findings(name.to_string(), o.format, o.findings, o.streams)
+}
+
+/// Scans one file: sniffs its content, and walks containers down to every pickle.
+/// Large files are read only where their format says something lives.
 pub fn scan_file(path: &Path, policy: &Policy, opts: &ScanOptions) -> FileReport {
     let display = path.display().to_string();
-    let unreadable = |e: std::io::Error| FileReport {
-        path: display.clone(),
-        format: "unreadable",
-        status: Status::Error,
-        findings: Vec::new(),
-        error: Some(format!("cannot read {}: {e}", path.display())),
-        streams: 0,
-    };
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) => return unreadable(e),
-    };
-    let mut head = Vec::with_capacity(SNIFF_BYTES.min(64 * 1024));
-    if let Err(e) = (&mut file).take(SNIFF_BYTES as u64).read_to_end(&mut head) {
-        return unreadable(e);
-    }
-    if !vm::looks_like_pickle(&head) {
-        return FileReport::from_findings(display, "unknown", Vec::new(), 0);
-    }
-    let mut data = head;
-    if data.len() == SNIFF_BYTES {
-        if let Err(e) = file.read_to_end(&mut data) {
-            return unreadable(e);
+    let blob = match FileBlob::open(path) {
+        Ok(b) => b,
+        Err(e) => {
+            return FileReport {
+                path: display,
+                format: "unreadable",
+                status: Status::Error,
+                findings: Vec::new(),
+                error: Some(format!("cannot read {}: {e}", path.display())),
+                streams: 0,
+            }
         }
-    }
-    let (findings, streams) = scan_pickle_bytes(&data, policy, opts);
-    FileReport::from_findings(display, "pickle", findings, streams)
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let o = container::scan_blob(&blob, &name, policy, opts.budgets, opts.limits);
+    FileReport::from_findings(display, o.format, o.findings, o.streams)
 }
 
 /// Expands the command line's paths: files as given, directories walked (sorted,

@@ -102,6 +102,11 @@ impl<'a> Decoder<'a> {
         self.data.len() - self.pos
     }
 
+    /// Skips `n` raw bytes that a loader reads itself (joblib array data).
+    pub fn skip(&mut self, n: u64) -> Result<(), DecodeError> {
+        self.take_u64_len(n, "array data").map(|_| ())
+    }
+
     /// Starts a new pickle at `pos` (after a STOP): frames do not carry over.
     pub fn restart_at(&mut self, pos: usize) {
         self.pos = pos.min(self.data.len());

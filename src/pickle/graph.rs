@@ -46,6 +46,20 @@ pub enum Kind {
     /// Out-of-band buffer (NEXT_BUFFER).
     Buffer,
     ReadOnly(ValueId),
+    /// The array joblib's NumpyUnpickler reads after BUILD of a NumpyArrayWrapper
+    /// (index into `Graph::arrays`).
+    Array(u32),
+}
+
+/// Raw array bytes that joblib reads from inside the pickle stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArrayRegion {
+    pub wrapper: ValueId,
+    /// Absolute offset and length of the raw bytes (padding included), or of the
+    /// nested pickle for object arrays.
+    pub offset: u64,
+    pub len: u64,
+    pub object: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -195,6 +209,8 @@ pub struct Stream {
     pub frame_violations: Vec<FrameViolation>,
     /// Whether the stream did anything a loader would act on (imports, calls, ...).
     pub effectful: bool,
+    /// A pickle read by a nested `pickle.load` inside another one (joblib object arrays).
+    pub nested: bool,
 }
 
 /// Bytes after the last pickle that are not a pickle themselves.
@@ -220,6 +236,7 @@ pub struct Graph {
     /// Values produced by EXT1/2/4.
     pub exts: Vec<ValueId>,
     pub streams: Vec<Stream>,
+    pub arrays: Vec<ArrayRegion>,
     pub trailing: Option<Trailing>,
     /// Absolute offset of the first byte of the analysed buffer.
     pub base: u64,
@@ -269,6 +286,20 @@ impl Graph {
         }
     }
 
+    /// Key/value pairs of a dict literal: its initial items and every SETITEM(S) on it.
+    pub fn dict_pairs(&self, id: ValueId) -> Vec<(ValueId, ValueId)> {
+        let mut out = Vec::new();
+        if let Kind::Dict(items) = self.value(id).kind {
+            out.extend(self.items(items).chunks_exact(2).map(|p| (p[0], p[1])));
+        }
+        for m in self.mutations.iter().filter(|m| m.target == id) {
+            if matches!(m.kind, MutKind::SetItem | MutKind::SetItems) {
+                out.extend(self.items(m.items).chunks_exact(2).map(|p| (p[0], p[1])));
+            }
+        }
+        out
+    }
+
     /// A short description of a value for messages ("the result of REDUCE at 40").
     pub fn describe(&self, id: ValueId, data: &[u8]) -> String {
         let v = self.value(id);
@@ -312,6 +343,7 @@ impl Graph {
             Kind::PersId(_) => format!("a persistent object at {}", v.offset),
             Kind::Buffer => format!("an out-of-band buffer at {}", v.offset),
             Kind::ReadOnly(_) => format!("a read-only buffer at {}", v.offset),
+            Kind::Array(_) => format!("a joblib array at {}", v.offset),
         }
     }
 }

@@ -210,8 +210,10 @@ impl<'a> Vm<'a> {
                 protos: Vec::new(),
                 frame_violations: Vec::new(),
                 effectful: false,
+                nested: false,
             };
             let effects_before = self.effect_count();
+            let slot = self.g.streams.len();
             let result = self.run_stream(&mut dec, &mut stream);
             stream.end = self.base + dec.pos() as u64;
             stream.frame_violations = std::mem::take(&mut dec.frame_violations);
@@ -236,7 +238,7 @@ impl<'a> Vm<'a> {
                 });
             }
             let stopped = stream.stopped;
-            let is_first = self.g.streams.is_empty();
+            let is_first = slot == 0;
             if !is_first && !stream.stopped && !stream.effectful {
                 // Bytes after a pickle that do not form one: trailing data, not a stream.
                 self.g.trailing = Some(Trailing {
@@ -245,11 +247,12 @@ impl<'a> Vm<'a> {
                 });
                 return;
             }
-            self.g.streams.push(stream);
+            // Nested streams (joblib object arrays) were recorded while this one ran.
+            self.g.streams.insert(slot, stream);
             if !stopped || dec.remaining() == 0 {
                 return;
             }
-            if self.g.streams.len() >= self.budgets.max_streams {
+            if self.g.streams.iter().filter(|s| !s.nested).count() >= self.budgets.max_streams {
                 let pos = dec.pos();
                 self.g.trailing = Some(Trailing {
                     offset: self.base + pos as u64,
@@ -314,6 +317,9 @@ impl<'a> Vm<'a> {
                 return Ok(());
             }
             self.step(&op)?;
+            if op.code == Opcode::Build {
+                self.joblib_array(dec, op.offset)?;
+            }
         }
     }
 
@@ -951,6 +957,180 @@ impl<'a> Vm<'a> {
                 self.global(m, n, Opcode::StackGlobal, off, Resolution::Unresolved(why))
             }
         }
+    }
+}
+
+const JOBLIB_WRAPPER: &str = "joblib.numpy_pickle.NumpyArrayWrapper";
+
+/// Bytes per element of a NumPy type string (`'f8'`, `'<U5'`, `'V16'`); `None` for objects.
+fn numpy_itemsize(descr: &str) -> Option<Option<u64>> {
+    let t = descr.trim_start_matches(['<', '>', '|', '=']);
+    let kind = t.chars().next()?;
+    let digits: String = t[kind.len_utf8()..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    let n: u64 = if digits.is_empty() {
+        1
+    } else {
+        digits.parse().ok()?
+    };
+    match kind {
+        'O' => Some(None),
+        'U' => Some(Some(n * 4)),
+        'b' | 'i' | 'u' | 'f' | 'c' | 'S' | 'a' | 'V' | 'M' | 'm' | '?' | 'e' | 'd' | 'g' | 'q'
+        | 'l' | 'h' => Some(Some(n)),
+        _ => None,
+    }
+}
+
+impl<'a> Vm<'a> {
+    /// joblib's NumpyUnpickler: after BUILD of a NumpyArrayWrapper it reads the array
+    /// from the stream itself (raw bytes, or a nested pickle for object arrays) and
+    /// replaces the wrapper on the stack with the array. Skipping exactly those bytes is
+    /// how the rest of the stream (where payloads hide) gets analysed at all.
+    fn joblib_array(&mut self, dec: &mut Decoder<'a>, offset: u64) -> Result<(), Fault> {
+        let Some(&target) = self.stack.last() else {
+            return Ok(());
+        };
+        let Kind::Call(c) = self.g.value(target).kind else {
+            return Ok(());
+        };
+        let is_wrapper = self
+            .g
+            .callee_global(&self.g.calls[c as usize])
+            .is_some_and(|gl| gl.module == "joblib.numpy_pickle" && gl.name == "NumpyArrayWrapper");
+        if !is_wrapper {
+            return Ok(());
+        }
+        let Some(m) = self.g.mutations.last() else {
+            return Ok(());
+        };
+        let state = self.g.items(m.items)[0];
+        let mut shape: Option<Vec<i64>> = None;
+        let mut descr: Option<String> = None;
+        let mut alignment = false;
+        for (k, v) in self.g.dict_pairs(state) {
+            let Some(key) = self.g.as_str(k, self.data) else {
+                continue;
+            };
+            match key.as_ref() {
+                "shape" => {
+                    if let Kind::Tuple(items) = self.g.value(v).kind {
+                        shape = self
+                            .g
+                            .items(items)
+                            .iter()
+                            .map(|&d| match self.g.value(d).kind {
+                                Kind::Int(n) if n >= 0 => Some(n),
+                                _ => None,
+                            })
+                            .collect();
+                    }
+                }
+                "dtype" => {
+                    if let Kind::Call(dc) = self.g.value(v).kind {
+                        let args = self.g.calls[dc as usize].args;
+                        if let Kind::Tuple(items) = self.g.value(args).kind {
+                            descr =
+                                self.g.items(items).first().and_then(|&a| {
+                                    self.g.as_str(a, self.data).map(|s| s.into_owned())
+                                });
+                        }
+                    }
+                }
+                "numpy_array_alignment_bytes" => {
+                    alignment = matches!(self.g.value(v).kind, Kind::Int(_));
+                }
+                _ => {}
+            }
+        }
+        let (Some(shape), Some(descr)) = (shape, descr) else {
+            return msg(format!(
+                "{JOBLIB_WRAPPER} at {offset} has no readable shape and dtype"
+            ));
+        };
+        let Some(itemsize) = numpy_itemsize(&descr) else {
+            return msg(format!(
+                "{JOBLIB_WRAPPER} at {offset}: unknown dtype {descr:?}"
+            ));
+        };
+        let start = self.base + dec.pos() as u64;
+        let region = match itemsize {
+            None => {
+                // Object arrays: `pickle.load` of the same file, with its own memo.
+                let root = self.nested_stream(dec)?;
+                let end = self.base + dec.pos() as u64;
+                (root, end - start, true)
+            }
+            Some(size) => {
+                if alignment {
+                    let pad = *self
+                        .data
+                        .get(dec.pos())
+                        .ok_or(Fault::Decode(DecodeError::Exhausted))?
+                        as u64;
+                    dec.skip(1 + pad)?;
+                }
+                let count = shape
+                    .iter()
+                    .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
+                    .and_then(|n| n.checked_mul(size))
+                    .ok_or_else(|| {
+                        Fault::Msg(format!(
+                            "{JOBLIB_WRAPPER} at {offset}: array size overflows"
+                        ))
+                    })?;
+                dec.skip(count)?;
+                (None, self.base + dec.pos() as u64 - start, false)
+            }
+        };
+        let idx = self.g.arrays.len() as u32;
+        self.g.arrays.push(ArrayRegion {
+            wrapper: target,
+            offset: start,
+            len: region.1,
+            object: region.2,
+        });
+        self.stack.pop();
+        self.push_new(Kind::Array(idx), offset)?;
+        let _ = region.0;
+        Ok(())
+    }
+
+    /// Runs a complete pickle that starts at the decoder's position, with a fresh stack,
+    /// memo and protocol, as a nested `pickle.load` would; restores the outer state.
+    fn nested_stream(&mut self, dec: &mut Decoder<'a>) -> Result<Option<ValueId>, Fault> {
+        let stack = std::mem::take(&mut self.stack);
+        let marks = std::mem::take(&mut self.marks);
+        let memo = std::mem::take(&mut self.memo);
+        let proto = self.proto;
+        let empty = self.empty_tuple.take();
+        self.proto = 0;
+        let start = self.base + dec.pos() as u64;
+        let mut stream = Stream {
+            start,
+            end: start,
+            ops: 0,
+            root: None,
+            stopped: false,
+            error: None,
+            max_proto: 0,
+            protos: Vec::new(),
+            frame_violations: Vec::new(),
+            effectful: false,
+            nested: true,
+        };
+        let r = self.run_stream(dec, &mut stream);
+        stream.end = self.base + dec.pos() as u64;
+        let root = stream.root;
+        self.g.streams.push(stream);
+        self.stack = stack;
+        self.marks = marks;
+        self.memo = memo;
+        self.proto = proto;
+        self.empty_tuple = empty;
+        r.map(|()| root)
     }
 }
 
