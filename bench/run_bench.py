@@ -177,7 +177,7 @@ def run_timed(cmd: list[str], timeout: float, log_stem: str, env: dict | None = 
     """Run cmd once; wall clock from spawn to reap, peak RSS, exit code, timeout."""
     LOGS.mkdir(parents=True, exist_ok=True)
     out_path, err_path = LOGS / f"{log_stem}.stdout", LOGS / f"{log_stem}.stderr"
-    res = {"cmd": cmd, "stdout": str(out_path.relative_to(ROOT)), "stderr": str(err_path.relative_to(ROOT))}
+    res = {"loadavg_1m": os.getloadavg()[0], "cmd": cmd, "stdout": str(out_path.relative_to(ROOT)), "stderr": str(err_path.relative_to(ROOT))}
     with open(out_path, "wb") as fo, open(err_path, "wb") as fe:
         t0 = time.perf_counter()
         try:
@@ -332,6 +332,7 @@ def make_row(target: str, size: int, tool: str, res: dict, pg_seconds: float | N
         "timed_out": bool(res.get("timed_out")),
         # below ~10 MB the harness's own ~15 MB (inherited at fork) would dominate the figure
         "max_rss_mb": res.get("max_rss_mb") if size > 10 * MB else None,
+        "loadavg_1m_before": res.get("loadavg_1m"),
         "cmd": res.get("cmd"),
     }
     if "runs" in res:
@@ -372,15 +373,19 @@ def render(results: dict) -> str:
             f"{meta.get('bytes', 0):,} bytes, {meta.get('opcodes', 0):,} opcodes, "
             f"`pickle.dumps([{{...}} for i in range({meta.get('n', 0):,})], protocol=4)`\n"
         )
-        L.append("| file | size MB | tool | seconds | MB/s | ratio vs picklegate | opcodes/s | peak RSS MB | result |")
-        L.append("|---|---:|---|---:|---:|---:|---:|---:|---|")
+        L.append(
+            "| file | size MB | tool | seconds | MB/s | ratio vs picklegate | opcodes/s | peak RSS MB | result "
+            "| load before |"
+        )
+        L.append("|---|---:|---|---:|---:|---:|---:|---:|---|---:|")
         for r in big:
             ops_s = f"{r['opcodes_per_s'] / 1e6:.2f} M" if r.get("opcodes_per_s") else ""
             mbs = f"{r['mb_per_s']:.2f}" if r["mb_per_s"] else "-"
             rss = f"{r['max_rss_mb']:.0f}" if r.get("max_rss_mb") else "-"
             L.append(
                 f"| {r['file']} | {r['size_mb']:.1f} | {r['tool']} | {fmt_s(r['seconds'])} | {mbs} | "
-                f"{fmt_ratio(r['ratio_vs_picklegate'])} | {ops_s} | {rss} | {r['status']} |"
+                f"{fmt_ratio(r['ratio_vs_picklegate'])} | {ops_s} | {rss} | {r['status']} | "
+                f"{r['loadavg_1m_before']:.2f} |"
             )
         L.append("")
 

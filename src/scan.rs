@@ -34,6 +34,8 @@ pub struct FileReport {
     pub error: Option<String>,
     /// Number of pickle streams analysed.
     pub streams: usize,
+    /// Bytes read from disk (a checkpoint is read only where pickles live).
+    pub bytes_read: u64,
 }
 
 impl FileReport {
@@ -55,6 +57,7 @@ impl FileReport {
             findings,
             error: None,
             streams,
+            bytes_read: 0,
         }
     }
 }
@@ -101,6 +104,7 @@ pub fn scan_file(path: &Path, policy: &Policy, opts: &ScanOptions) -> FileReport
                 findings: Vec::new(),
                 error: Some(format!("cannot read {}: {e}", path.display())),
                 streams: 0,
+                bytes_read: 0,
             }
         }
     };
@@ -109,7 +113,9 @@ pub fn scan_file(path: &Path, policy: &Policy, opts: &ScanOptions) -> FileReport
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let o = container::scan_blob(&blob, &name, policy, opts.budgets, opts.limits);
-    FileReport::from_findings(display, o.format, o.findings, o.streams)
+    let mut r = FileReport::from_findings(display, o.format, o.findings, o.streams);
+    r.bytes_read = container::blob::Blob::bytes_read(&blob);
+    r
 }
 
 /// Expands the command line's paths: files as given, directories walked (sorted,
@@ -128,6 +134,7 @@ pub fn collect(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<FileReport>) {
                 findings: Vec::new(),
                 error: Some(format!("cannot read {}: {e}", input.display())),
                 streams: 0,
+                bytes_read: 0,
             }),
         }
     }
@@ -145,6 +152,7 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<FileReport>) {
                 findings: Vec::new(),
                 error: Some(format!("cannot read directory {}: {e}", dir.display())),
                 streams: 0,
+                bytes_read: 0,
             });
             return;
         }

@@ -21,6 +21,12 @@ use std::borrow::Cow;
 const HEAD: usize = 4096;
 /// Bytes a protocol 0/1 pickle probe may look at.
 const PROBE: usize = 1 << 20;
+/// Files above this size are read piecewise where their format allows it.
+const LARGE_FILE: u64 = 32 << 20;
+/// PROTO 2, LONG1 of 10 bytes: the legacy torch magic number as torch.save writes it.
+const LEGACY_PREFIX: [u8; 14] = [
+    0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19,
+];
 
 /// Container budgets; exceeding one is a `budget-exceeded` finding.
 #[derive(Debug, Clone, Copy)]
@@ -281,12 +287,14 @@ impl Walker<'_> {
         if safetensors(blob, &head) {
             return "safetensors";
         }
-        let probe = match blob.read_at(0, PROBE) {
-            Ok(p) => p,
-            Err(_) => Cow::Borrowed(&head[..]),
+        // A PROTO opcode decides at once; protocol 0/1 needs a longer look.
+        let is_pickle = if head.first() == Some(&0x80) {
+            vm::looks_like_pickle(&head)
+        } else {
+            let probe = blob.read_at(0, PROBE).unwrap_or(Cow::Borrowed(&head[..]));
+            vm::looks_like_pickle(&probe)
         };
-        if vm::looks_like_pickle(&probe) {
-            drop(probe);
+        if is_pickle {
             let format = self.scan_pickle_blob(blob, member);
             // A pickle that is also a zip (polyglot): zip readers see the other half.
             if let Ok(arch) = zip::read(blob, self.limits.max_members) {
@@ -352,7 +360,7 @@ impl Walker<'_> {
                         0,
                         format!("{} stream decompresses past the budget of {n} bytes (compression bomb?)", codec.name()),
                     ),
-                    member,
+                    Some(&inner_path),
                 );
                 codec_format(codec)
             }
@@ -368,10 +376,67 @@ impl Walker<'_> {
 
     /// Analyses a pickle-bearing blob (raw pickle, joblib, legacy torch).
     fn scan_pickle_blob(&mut self, blob: &dyn Blob, member: Option<&str>) -> &'static str {
+        // A large legacy torch file is five small pickles and then raw storages: read a
+        // growing prefix until the pickles are complete, never the storages themselves.
+        if blob.as_slice().is_none() && blob.len() > LARGE_FILE {
+            let head = blob
+                .read_at(0, LEGACY_PREFIX.len())
+                .map(|h| h.into_owned())
+                .unwrap_or_default();
+            if head[..] == LEGACY_PREFIX[..] {
+                let mut n: u64 = 64 << 10;
+                while n < blob.len() {
+                    let Ok(prefix) = blob.read_at(0, n as usize) else {
+                        break;
+                    };
+                    let five = Budgets {
+                        max_streams: 5,
+                        ..self.budgets
+                    };
+                    let g = vm::analyze(&prefix, 0, five);
+                    if legacy_end(&g).is_some() {
+                        return self.scan_legacy(g, &prefix, blob, member, Context::default());
+                    }
+                    n = n.saturating_mul(4);
+                }
+            }
+        }
         let Some(data) = self.read_all(blob, member) else {
             return "pickle";
         };
         self.scan_pickle_bytes(&data, member, Context::default())
+    }
+
+    fn scan_legacy(
+        &mut self,
+        mut g: Graph,
+        data: &[u8],
+        blob: &dyn Blob,
+        member: Option<&str>,
+        ctx: Context,
+    ) -> &'static str {
+        let Some(end) = legacy_end(&g) else {
+            return "pickle";
+        };
+        // What follows the five pickles is raw storage data, walked below.
+        g.trailing = None;
+        if torch::legacy_magic(&g) != Some(true) {
+            self.push(
+                Finding::new(
+                    Rule::LegacyMagic,
+                    g.streams[0].start,
+                    "legacy torch file whose magic number is computed by a call instead of written as a literal",
+                ),
+                member,
+            );
+        }
+        let ctx = Context {
+            expected_streams: 5,
+            ..ctx
+        };
+        self.report_graph(&g, data, member, &ctx);
+        self.legacy_storages(&g, data, end, blob, member);
+        "torch-legacy"
     }
 
     fn scan_pickle_bytes(
@@ -384,28 +449,9 @@ impl Walker<'_> {
             max_streams: 5,
             ..self.budgets
         };
-        let mut g = vm::analyze(data, 0, five);
-        if let Some(end) = legacy_end(&g) {
-            // What follows the five pickles is raw storage data, walked below.
-            g.trailing = None;
-            let magic_literal = torch::legacy_magic(&g) == Some(true);
-            if !magic_literal {
-                self.push(
-                    Finding::new(
-                        Rule::LegacyMagic,
-                        g.streams[0].start,
-                        "legacy torch file whose magic number is computed by a call instead of written as a literal",
-                    ),
-                    member,
-                );
-            }
-            let ctx = Context {
-                expected_streams: 5,
-                ..ctx
-            };
-            self.report_graph(&g, data, member, &ctx);
-            self.legacy_storages(&g, data, end, member);
-            return "torch-legacy";
+        let g = vm::analyze(data, 0, five);
+        if legacy_end(&g).is_some() {
+            return self.scan_legacy(g, data, &MemBlob(data), member, ctx);
         }
         let g = if g.streams.len() >= 5 && g.trailing.is_some() {
             vm::analyze(data, 0, self.budgets)
@@ -428,7 +474,7 @@ impl Walker<'_> {
         // joblib skips raw array bytes, but a plain `pickle.load` of the same file would
         // execute them as opcodes: report what that reading would do, if anything.
         for a in g.arrays.iter().filter(|a| !a.object && a.len > 0) {
-            let start = a.offset as usize;
+            let start = (a.offset - g.base) as usize;
             let Some(region) = data.get(start..) else {
                 continue;
             };
@@ -460,12 +506,23 @@ impl Walker<'_> {
 
     /// Legacy torch: after the storage-key pickle come `numel` (8 bytes) and the raw
     /// bytes of each storage, in key order. They are skipped by size, never parsed.
-    fn legacy_storages(&mut self, g: &Graph, data: &[u8], end: u64, member: Option<&str>) {
+    fn legacy_storages(
+        &mut self,
+        g: &Graph,
+        data: &[u8],
+        end: u64,
+        blob: &dyn Blob,
+        member: Option<&str>,
+    ) {
         let refs = torch::storage_refs(g, data);
         let keys = legacy_keys(g, data);
         let mut pos = end;
         for key in &keys {
-            let Some(hdr) = data.get(pos as usize..pos as usize + 8) else {
+            let hdr = blob
+                .read_at(pos, 8)
+                .map(|h| h.into_owned())
+                .unwrap_or_default();
+            if hdr.len() < 8 {
                 self.push(
                     Finding::new(
                         Rule::StorageReference,
@@ -475,12 +532,15 @@ impl Walker<'_> {
                     member,
                 );
                 return;
-            };
+            }
             let numel = u64::from_le_bytes([
                 hdr[0], hdr[1], hdr[2], hdr[3], hdr[4], hdr[5], hdr[6], hdr[7],
             ]);
-            let r = refs.iter().find(|r| &r.key == key);
-            let elem = r.and_then(|r| torch::element_size(&r.class)).unwrap_or(1);
+            let elem = refs
+                .iter()
+                .find(|r| &r.key == key)
+                .and_then(|r| torch::element_size(&r.class))
+                .unwrap_or(1);
             let Some(len) = numel.checked_mul(elem).and_then(|n| n.checked_add(8)) else {
                 self.push(
                     Finding::new(
@@ -492,7 +552,7 @@ impl Walker<'_> {
                 );
                 return;
             };
-            if pos + len > data.len() as u64 {
+            if pos.saturating_add(len) > blob.len() {
                 self.push(
                     Finding::new(
                         Rule::StorageReference,
@@ -519,24 +579,32 @@ impl Walker<'_> {
                 );
             }
         }
-        if (pos as usize) < data.len() {
-            let rest = &data[pos as usize..];
-            if vm::looks_like_pickle(rest) {
-                let g2 = vm::analyze(rest, pos, self.budgets);
+        if pos < blob.len() {
+            let rest_len = blob.len() - pos;
+            let probe = blob
+                .read_at(pos, PROBE)
+                .map(|p| p.into_owned())
+                .unwrap_or_default();
+            if vm::looks_like_pickle(&probe) {
+                let rest = if rest_len as usize <= probe.len() {
+                    probe
+                } else {
+                    blob.read_at(pos, rest_len as usize)
+                        .map(|p| p.into_owned())
+                        .unwrap_or_default()
+                };
+                let g2 = vm::analyze(&rest, pos, self.budgets);
                 let ctx = Context {
                     expected_streams: 0,
                     ..Context::default()
                 };
-                self.report_graph(&g2, data, member, &ctx);
+                self.report_graph(&g2, &rest, member, &ctx);
             } else {
                 self.push(
                     Finding::new(
                         Rule::TrailingData,
                         pos,
-                        format!(
-                            "{} bytes after the last storage are not part of the checkpoint",
-                            rest.len()
-                        ),
+                        format!("{rest_len} bytes after the last storage are not part of the checkpoint"),
                     ),
                     member,
                 );

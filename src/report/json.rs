@@ -29,6 +29,7 @@ struct JsonFile<'a> {
     format: &'a str,
     status: &'static str,
     streams: usize,
+    bytes_read: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
     findings: Vec<JsonFinding<'a>>,
@@ -65,6 +66,7 @@ pub fn render(reports: &[FileReport]) -> String {
                 format: r.format,
                 status: r.status.as_str(),
                 streams: r.streams,
+                bytes_read: r.bytes_read,
                 error: r.error.as_deref(),
                 findings: r.findings.iter().map(finding).collect(),
             })
