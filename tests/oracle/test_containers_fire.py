@@ -242,7 +242,7 @@ def test_manifest_is_consistent():
             check_chain(chain)
         if e["kind"] == "benign":
             assert not e["canary"] and e["member"] is None, e
-            assert set(e["rules"]) <= {"torchscript", "lfs-pointer", "not-inspectable"}, e
+            assert set(e["rules"]) <= {"torchscript", "lfs-pointer", "not-inspectable", "extension-mismatch"}, e
             if {"torchscript", "not-inspectable"} & set(e["rules"]):
                 assert not e["default_policy"], e
         else:
