@@ -177,7 +177,12 @@ def run_timed(cmd: list[str], timeout: float, log_stem: str, env: dict | None = 
     """Run cmd once; wall clock from spawn to reap, peak RSS, exit code, timeout."""
     LOGS.mkdir(parents=True, exist_ok=True)
     out_path, err_path = LOGS / f"{log_stem}.stdout", LOGS / f"{log_stem}.stderr"
-    res = {"loadavg_1m": os.getloadavg()[0], "cmd": cmd, "stdout": str(out_path.relative_to(ROOT)), "stderr": str(err_path.relative_to(ROOT))}
+    res = {
+        "loadavg_1m": os.getloadavg()[0],
+        "cmd": cmd,
+        "stdout": str(out_path.relative_to(ROOT)),
+        "stderr": str(err_path.relative_to(ROOT)),
+    }
     with open(out_path, "wb") as fo, open(err_path, "wb") as fe:
         t0 = time.perf_counter()
         try:

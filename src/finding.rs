@@ -135,8 +135,9 @@ impl Rule {
             | Rule::HiddenPickle
             | Rule::ExtensionMismatch
             | Rule::NotInspectable
-            | Rule::StorageReference => Severity::Error,
-            Rule::TrailingPickle | Rule::TrailingData | Rule::TorchScript => Severity::Warning,
+            | Rule::StorageReference
+            | Rule::TorchScript => Severity::Error,
+            Rule::TrailingPickle | Rule::TrailingData => Severity::Warning,
             Rule::LfsPointer => Severity::Note,
         }
     }
@@ -243,6 +244,8 @@ pub struct Finding {
     pub related: Vec<Related>,
     /// The policy that refused it and where that policy is defined.
     pub policy: Option<String>,
+    /// `deny` fails the gate, `warn` only reports (set from the configuration's levels).
+    pub level: crate::config::Level,
 }
 
 impl Finding {
@@ -257,6 +260,11 @@ impl Finding {
             message: message.into(),
             related: Vec::new(),
             policy: None,
+            level: if rule == Rule::LfsPointer {
+                crate::config::Level::Warn
+            } else {
+                crate::config::Level::Deny
+            },
         }
     }
 }

@@ -6,9 +6,12 @@
 
 pub mod check;
 pub mod cli;
+pub mod config;
 pub mod container;
+pub mod diag;
 pub mod disasm;
 pub mod finding;
+pub mod learn;
 pub mod pickle;
 pub mod policy;
 pub mod report;

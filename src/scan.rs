@@ -36,6 +36,26 @@ pub struct FileReport {
     pub streams: usize,
     /// Bytes read from disk (a checkpoint is read only where pickles live).
     pub bytes_read: u64,
+    /// The configuration exception that waived findings, described.
+    pub exception: Option<String>,
+}
+
+impl FileReport {
+    /// Recomputes `status` after levels and exceptions changed the findings.
+    pub fn refresh_status(&mut self) {
+        if self.status == Status::Error {
+            return;
+        }
+        self.status = if self
+            .findings
+            .iter()
+            .any(|f| f.level == crate::config::Level::Deny)
+        {
+            Status::Findings
+        } else {
+            Status::Clean
+        };
+    }
 }
 
 impl FileReport {
@@ -45,7 +65,10 @@ impl FileReport {
         findings: Vec<Finding>,
         streams: usize,
     ) -> Self {
-        let status = if findings.iter().any(|f| f.severity.fails()) {
+        let status = if findings
+            .iter()
+            .any(|f| f.level == crate::config::Level::Deny)
+        {
             Status::Findings
         } else {
             Status::Clean
@@ -58,6 +81,7 @@ impl FileReport {
             error: None,
             streams,
             bytes_read: 0,
+            exception: None,
         }
     }
 }
@@ -105,6 +129,7 @@ pub fn scan_file(path: &Path, policy: &Policy, opts: &ScanOptions) -> FileReport
                 error: Some(format!("cannot read {}: {e}", path.display())),
                 streams: 0,
                 bytes_read: 0,
+                exception: None,
             }
         }
     };
@@ -135,6 +160,7 @@ pub fn collect(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<FileReport>) {
                 error: Some(format!("cannot read {}: {e}", input.display())),
                 streams: 0,
                 bytes_read: 0,
+                exception: None,
             }),
         }
     }
@@ -153,6 +179,7 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<FileReport>) {
                 error: Some(format!("cannot read directory {}: {e}", dir.display())),
                 streams: 0,
                 bytes_read: 0,
+                exception: None,
             });
             return;
         }

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Generate picklegate's embedded policy presets (policies/*.yaml) from the real libraries.
 
-    python3 tools/gen_policies.py            # (re)write policies/{python-data,numpy,torch,sklearn,default}.yaml
+    python3 tools/gen_policies.py            # (re)write policies/{python-data,numpy,torch,sklearn,pandas,
+                                             #   transformers,joblib,default}.yaml
     python3 tools/gen_policies.py --check    # regenerate in memory; exit 1 if a committed preset differs
     python3 tools/gen_policies.py --numpy1-python /path/to/python   # also re-verify the numpy 1.x names
                                                                     # with an interpreter that has numpy 1.x
 
 Every preset is derived from, and verified against, the installed libraries pinned in
-tests/requirements.txt (torch, numpy, scikit-learn on Python 3.11):
+tests/requirements.txt (torch, numpy, scikit-learn, pandas, transformers, accelerate, joblib on Python 3.11):
 
   * python-data  a hand-audited list of stdlib data reconstructors, verified by pickling representative
                  objects at protocols 0-5 with a recording unpickler (every global and every container
@@ -19,7 +20,18 @@ tests/requirements.txt (torch, numpy, scikit-learn on Python 3.11):
                  minus sinks and numpy entries, verified against real torch.save files;
   * sklearn      every class from sklearn.utils.all_estimators(), plus every global recorded while
                  pickling (protocols 2 and 5) each estimator fitted on tiny data;
-  * default      extends all of the above.
+  * pandas       every global recorded while pickling DataFrames/Series of every column kind, every Index
+                 kind, dtypes, time scalars and offsets (protocols 2, 4, 5 and to_pickle), beyond numpy/python-data;
+  * transformers every global recorded in a real Trainer checkpoint (training_args.bin, optimizer.pt,
+                 scheduler.pt, rng_state.pth), TrainingArguments variants and the Enums of their fields,
+                 TrainerState, GenerationConfig, in-memory tokenizers, plus every config class of CONFIG_MAPPING;
+  * joblib       every global recorded in joblib.dump files of arrays, dicts of arrays and small sklearn models,
+                 beyond numpy/python-data/sklearn (joblib.numpy_pickle.NumpyArrayWrapper);
+  * default      extends python-data, numpy, torch and sklearn.
+
+pandas, transformers and joblib are recorded with StaticPickle, which reads pickles the way picklegate does
+(pickletools.genops and a symbolic stack) and never imports or calls anything it records; it also checks that
+every method call and BUILD targets an object made by an allowed global, and that persistent ids are torch's.
 
 The script refuses (exit 1) to write a preset that allows a sink from policies/sinks.yaml, using the same
 matching rule as picklegate: a module equal to or below a listed module, an exact listed name, or a
@@ -146,6 +158,358 @@ def genops_globals(data: bytes) -> tuple[set[str], bytes]:
             raise SystemExit(f"error: unexpected {op.name} in a torch pickle; extend genops_globals")
     return out, data[f.tell():]
 
+
+# --------------------------------------------------------------------------------------------------
+# Static recorder (pandas, transformers, joblib presets)
+# --------------------------------------------------------------------------------------------------
+
+
+class _Val:
+    """A value on the static recorder's stack. kind: const (val: the literal), tuple/list/dict/set/frozenset
+    (val: items; dict items are (key, value) pairs), global (val: `module.qualname`), call (val: the
+    callee value, args: the argument value), pid (val: the persistent id value), array (joblib array data), buffer."""
+
+    __slots__ = ("kind", "val", "args")
+
+    def __init__(self, kind: str, val=None, args=None):
+        self.kind = kind
+        self.val = val
+        self.args = args  # call: the argument value
+
+    def producer(self) -> str | None:
+        """The global a `call` value was made by, as picklegate names it (the callee, when it is a global)."""
+        if self.kind == "call" and self.val.kind == "global":
+            return self.val.val
+
+    def describe(self) -> str:
+        if self.kind == "call":
+            return "the result of calling a non-global" if self.producer() is None else f"a {self.producer()} object"
+        if self.kind == "global":
+            return f"the global {self.val} itself"
+        return f"a {self.kind}"
+
+
+_MARK = object()
+JOBLIB_WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
+
+
+def _numpy_itemsize(descr: str):
+    """Mirror of src/pickle/vm.rs `numpy_itemsize`: bytes per element of a NumPy type string, None for
+    object arrays; raises ValueError for a type string picklegate does not know."""
+    t = descr.lstrip("<>|=")
+    m = re.match(r"^(.)(\d*)", t)
+    if not m:
+        raise ValueError(descr)
+    kind, digits = m.group(1), m.group(2)
+    n = int(digits) if digits else 1
+    if kind == "O":
+        return None
+    if kind == "U":
+        return n * 4
+    if kind in "biufcSaVMm?edgqlh":
+        return n
+    raise ValueError(descr)
+
+
+class StaticPickle:
+    """One pickle stream read with pickletools.genops and a symbolic stack, the way picklegate reads it:
+    nothing is imported or called. Records every global (after the protocol < 3 fix_imports mapping),
+    the producer of every non-native object that receives APPEND(S)/SETITEM(S)/ADDITEMS (picklegate
+    checks the global that made the object, not its runtime type), the producer of every BUILD target,
+    and every persistent id. With `joblib`, it also skips the array data joblib's NumpyUnpickler reads
+    from the stream after BUILD of a NumpyArrayWrapper (or reads the nested pickle of an object array),
+    exactly as picklegate's format layer does."""
+
+    def __init__(self, f, joblib: bool = False):
+        self.f = f
+        self.joblib = joblib
+        self.globals: set[str] = set()
+        self.containers: set[str] = set()
+        self.builds: set[str] = set()
+        self.pids: list[_Val] = []
+        self.problems: list[str] = []
+
+    def _pop_mark(self, stack):
+        i = len(stack) - 1
+        while stack[i] is not _MARK:
+            i -= 1
+        items = stack[i + 1:]
+        del stack[i:]
+        return items
+
+    def _mutated(self, target: _Val, native: str, op: str):
+        if target.kind == native:
+            return
+        name = target.producer()
+        if name is None:
+            self.problems.append(f"{op} on {target.describe()}")
+        else:
+            self.containers.add(name)
+
+    def run(self) -> _Val:
+        stack: list = []
+        memo: dict = {}
+        proto = 0
+        for op, arg, pos in pickletools.genops(self.f):
+            n = op.name
+            if n == "PROTO":
+                proto = arg
+            elif n == "FRAME":
+                pass
+            elif n in ("INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "STRING", "BINSTRING",
+                       "SHORT_BINSTRING", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8", "UNICODE",
+                       "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "FLOAT", "BINFLOAT"):
+                stack.append(_Val("const", arg))
+            elif n in ("NONE", "NEWTRUE", "NEWFALSE"):
+                stack.append(_Val("const", {"NONE": None, "NEWTRUE": True, "NEWFALSE": False}[n]))
+            elif n in ("EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET", "EMPTY_TUPLE"):
+                stack.append(_Val(n[6:].lower(), []))
+            elif n in ("LIST", "TUPLE", "FROZENSET"):
+                stack.append(_Val(n.lower(), self._pop_mark(stack)))
+            elif n == "DICT":
+                items = self._pop_mark(stack)
+                stack.append(_Val("dict", list(zip(items[::2], items[1::2]))))
+            elif n in ("TUPLE1", "TUPLE2", "TUPLE3"):
+                k = int(n[-1])
+                items = stack[-k:]
+                del stack[-k:]
+                stack.append(_Val("tuple", items))
+            elif n == "APPEND":
+                v = stack.pop()
+                self._mutated(stack[-1], "list", n)
+                if stack[-1].kind == "list":
+                    stack[-1].val.append(v)
+            elif n == "APPENDS":
+                items = self._pop_mark(stack)
+                self._mutated(stack[-1], "list", n)
+                if stack[-1].kind == "list":
+                    stack[-1].val.extend(items)
+            elif n == "SETITEM":
+                v, k = stack.pop(), stack.pop()
+                self._mutated(stack[-1], "dict", n)
+                if stack[-1].kind == "dict":
+                    stack[-1].val.append((k, v))
+            elif n == "SETITEMS":
+                items = self._pop_mark(stack)
+                self._mutated(stack[-1], "dict", n)
+                if stack[-1].kind == "dict":
+                    stack[-1].val.extend(zip(items[::2], items[1::2]))
+            elif n == "ADDITEMS":
+                self._pop_mark(stack)
+                self._mutated(stack[-1], "set", n)
+            elif n == "POP":
+                stack.pop()
+            elif n == "POP_MARK":
+                self._pop_mark(stack)
+            elif n == "DUP":
+                stack.append(stack[-1])
+            elif n == "MARK":
+                stack.append(_MARK)
+            elif n in ("GET", "BINGET", "LONG_BINGET"):
+                stack.append(memo[arg])
+            elif n in ("PUT", "BINPUT", "LONG_BINPUT"):
+                memo[arg] = stack[-1]
+            elif n == "MEMOIZE":
+                memo[len(memo)] = stack[-1]
+            elif n in ("GLOBAL", "INST", "STACK_GLOBAL"):
+                if n == "STACK_GLOBAL":
+                    name, module = stack.pop(), stack.pop()
+                    if module.kind != "const" or name.kind != "const" or not isinstance(module.val, str) \
+                            or not isinstance(name.val, str):
+                        self.problems.append(f"STACK_GLOBAL at {pos} with non-constant operands")
+                        stack.append(_Val("call", _Val("const")))  # unknown
+                        continue
+                    m, q = module.val, name.val
+                else:
+                    m, q = arg.split(" ", 1)
+                m, q = _fix_imports(proto, m, q)
+                self.globals.add(f"{m}.{q}")
+                g = _Val("global", f"{m}.{q}")
+                if n == "INST":
+                    self._pop_mark(stack)
+                    stack.append(_Val("call", g))
+                else:
+                    stack.append(g)
+            elif n in ("REDUCE", "NEWOBJ"):
+                args = stack.pop()
+                stack.append(_Val("call", stack.pop(), args))
+            elif n == "NEWOBJ_EX":
+                stack.pop()
+                args = stack.pop()
+                stack.append(_Val("call", stack.pop(), args))
+            elif n == "OBJ":
+                items = self._pop_mark(stack)
+                stack.append(_Val("call", items[0], _Val("tuple", items[1:])))
+            elif n == "BUILD":
+                state = stack.pop()
+                target = stack[-1]
+                name = target.producer()
+                if name is None:
+                    self.problems.append(f"BUILD on {target.describe()}")
+                else:
+                    self.builds.add(name)
+                if self.joblib and name == JOBLIB_WRAPPER:
+                    stack[-1] = self._joblib_array(state, pos)
+            elif n in ("PERSID", "BINPERSID"):
+                pid = _Val("const", arg) if n == "PERSID" else stack.pop()
+                self.pids.append(pid)
+                stack.append(_Val("pid", pid))
+            elif n == "STOP":
+                return stack.pop()
+            else:  # EXT1/2/4 (extension registry), NEXT_BUFFER/READONLY_BUFFER (out-of-band buffers)
+                self.problems.append(f"{n} at {pos}")
+                stack.append(_Val("call", _Val("const")))
+        raise ValueError("pickle without STOP")
+
+    def _joblib_array(self, state: _Val, pos: int) -> _Val:
+        """Mirror of src/pickle/vm.rs `joblib_array`: skip the raw array bytes (after the alignment
+        padding) or read the nested pickle of an object array."""
+        fields = {k.val: v for k, v in state.val if k.kind == "const"} if state.kind == "dict" else {}
+        shape, dtype, align = fields.get("shape"), fields.get("dtype"), fields.get("numpy_array_alignment_bytes")
+        descr = None
+        if dtype is not None and dtype.kind == "call" and dtype.args is not None and dtype.args.kind == "tuple" \
+                and dtype.args.val and dtype.args.val[0].kind == "const":
+            descr = dtype.args.val[0].val
+        if shape is None or shape.kind != "tuple" or not isinstance(descr, str) \
+                or not all(d.kind == "const" and isinstance(d.val, int) and d.val >= 0 for d in shape.val):
+            raise ValueError(f"{JOBLIB_WRAPPER} at {pos} has no readable shape and dtype")
+        size = _numpy_itemsize(descr)
+        if size is None:
+            nested = StaticPickle(self.f, joblib=True)
+            nested.run()
+            self.globals |= nested.globals
+            self.containers |= nested.containers
+            self.builds |= nested.builds
+            self.pids += nested.pids
+            self.problems += nested.problems
+        else:
+            if align is not None and align.kind == "const" and isinstance(align.val, int) \
+                    and not isinstance(align.val, bool):
+                pad = self.f.read(1)[0]
+                self.f.seek(pad, io.SEEK_CUR)
+            count = size
+            for d in shape.val:
+                count *= d.val
+            self.f.seek(count, io.SEEK_CUR)
+        return _Val("array")
+
+
+def is_torch_storage_pid(pid: _Val) -> bool:
+    """Mirror of src/check.rs `is_torch_storage_pid`: ('storage', <global>, str, str, int)."""
+    it = pid.val if pid.kind == "tuple" else []
+
+    def const(v, t):
+        return v.kind == "const" and isinstance(v.val, t) and not isinstance(v.val, bool)
+
+    return (len(it) in (5, 6) and it[0].kind == "const" and it[0].val == "storage" and it[1].kind == "global"
+            and const(it[2], str) and const(it[3], str) and const(it[4], int))
+
+
+class StaticRecord(Record):
+    """Like Record, but every pickle is read by StaticPickle: nothing it names is imported or called."""
+
+    def __init__(self):
+        super().__init__()
+        self.builds: dict[str, set[str]] = {}
+        self.problems: dict[str, list[str]] = {}
+        self.pids: list[tuple[str, bool]] = []  # (label, is a torch storage id)
+
+    def add_pickle(self, data: bytes, label: str, joblib: bool = False):
+        f = io.BytesIO(data)
+        sp = StaticPickle(f, joblib=joblib)
+        sp.run()
+        if f.read(1):
+            sp.problems.append("data after STOP")
+        for attr in ("globals", "containers", "builds"):
+            for g in getattr(sp, attr):
+                getattr(self, attr).setdefault(g, set()).add(label)
+        if sp.problems:
+            self.problems.setdefault(label, []).extend(sp.problems)
+        self.pids += [(label, is_torch_storage_pid(p)) for p in sp.pids]
+
+    def add_torch(self, obj, label: str):
+        """torch.save (zip format, what Trainer writes) and record its data.pkl."""
+        import torch
+
+        buf = io.BytesIO()
+        torch.save(obj, buf)
+        self.add_torch_file(buf.getvalue(), f"{label}@torch.save")
+
+    def add_torch_file(self, data: bytes, label: str):
+        import zipfile
+
+        z = zipfile.ZipFile(io.BytesIO(data))
+        pkls = [n for n in z.namelist() if n.endswith(".pkl")]
+        assert len(pkls) == 1 and pkls[0].endswith("/data.pkl"), pkls
+        self.add_pickle(z.read(pkls[0]), label)
+
+
+# Globals that real pickles reference (as values, never called) and that sinks.yaml does not list, but whose
+# call is a file-system primitive: the recorded presets refuse them like sinks.
+UNSAFE_RECORDED = {
+    "numpy.memmap": "not in sinks.yaml, but numpy.memmap(path, mode='w+') creates or truncates any file",
+}
+
+
+def split_recorded(name: str, rec: StaticRecord, extends, persistent_ids: str = "none", assumed=None,
+                   format_globals=()):
+    """Decide what a recorded preset allows: every recorded global that the presets it extends do not
+    already allow, minus sinks. A pickle that needs a sink is refused as a whole; globals that only such
+    pickles need are dropped too (allowing them would not let any recorded pickle through). `assumed`
+    maps a sample label (before '@') to the allow entries of another preset that sample is documented
+    to need as well. Dies on anything picklegate would refuse in a pickle that is not refused anyway: a
+    method call or BUILD whose target is not made by an allowed global, a persistent id the preset does
+    not accept, extension codes, out-of-band buffers."""
+    assumed = assumed or {}
+    inherited = set().union(*(set(p["allow"]) for p in extends))
+    inherited_containers = set().union(*(set(p.get("containers") or []) for p in extends))
+    excluded = {g: entry_sink_reason(g) or UNSAFE_RECORDED.get(g) for g in rec.globals
+                if entry_sink_reason(g) or g in UNSAFE_RECORDED}
+    refused_labels = set().union(*(rec.globals[g] for g in excluded)) if excluded else set()
+    base = lambda label: label.split("@", 1)[0]  # noqa: E731
+    allow, dropped = set(), {}
+    for g, labels in rec.globals.items():
+        if g in excluded or g in inherited:
+            continue
+        live = {lb for lb in labels if lb not in refused_labels}
+        if not live:
+            dropped[g] = labels
+        elif not all(g in assumed.get(base(lb), ()) for lb in live):
+            allow.add(g)
+    problems = [f"  {lb}: {p}" for lb, ps in sorted(rec.problems.items()) if lb not in refused_labels for p in ps]
+    for lb, torch_pid in rec.pids:
+        if lb not in refused_labels and not (persistent_ids == "any" or (persistent_ids == "torch-storage" and torch_pid)):
+            problems.append(f"  {lb}: a persistent id that persistent_ids: {persistent_ids} refuses")
+    allowed = lambda g, lb: g in allow or g in inherited or g in assumed.get(base(lb), ())  # noqa: E731
+    containers = set()
+    for g, labels in rec.containers.items():
+        for lb in labels - refused_labels:
+            if not allowed(g, lb):
+                problems.append(f"  {lb}: a method call on a {g} object, which is not allowed")
+            elif g not in inherited_containers:
+                containers.add(g)
+    for g, labels in rec.builds.items():
+        for lb in labels - refused_labels:
+            if not allowed(g, lb) and g not in format_globals:
+                problems.append(f"  {lb}: BUILD on a {g} object, which is not allowed")
+    if problems:
+        die(f"{name}: recorded pickles that the preset could not let through:\n" + "\n".join(sorted(set(problems))))
+    refused = {g: sorted({base(lb) for lb in rec.globals[g]}) for g in excluded}
+    return {
+        "allow": allow, "containers": containers, "excluded": excluded, "refused": refused,
+        "dropped": {g: sorted({base(lb) for lb in v}) for g, v in dropped.items()},
+    }
+
+
+def refusal_notes(split) -> list[str]:
+    notes = []
+    for g, samples in sorted(split["refused"].items()):
+        notes.append(f"Refused: {g} ({split['excluded'][g]}).")
+        notes.append(f"  Real pickles of {', '.join(samples)} reference it: such files are refused.")
+    if split["dropped"]:
+        notes.append("Recorded only in those refused pickles, so not allowed either: "
+                     + ", ".join(sorted(split["dropped"])) + ".")
+    return notes
 
 # --------------------------------------------------------------------------------------------------
 # Sinks and name resolution
@@ -809,6 +1173,460 @@ def gen_default():
 
 
 # --------------------------------------------------------------------------------------------------
+# pandas
+# --------------------------------------------------------------------------------------------------
+
+
+def pandas_objects():
+    """DataFrames, Series, every Index kind, extension arrays/dtypes and scalars, as users pickle them."""
+    import datetime
+
+    import numpy as np
+    import pandas as pd
+
+    n = 3
+    fixed = datetime.timezone(datetime.timedelta(hours=-5))
+    columns = {
+        "int64": np.arange(n), "float64": np.linspace(0, 1, n), "bool": np.array([True, False, True]),
+        "object": ["a", None, 1.5], "str": pd.array(["x", "y", None], dtype="str"),
+        "string": pd.array(["x", None, "z"], dtype="string"),
+        "category": pd.Categorical(["a", "b", "a"]),
+        "category-ordered": pd.Categorical([3, 1, 3], categories=[3, 1], ordered=True),
+        "datetime64": pd.date_range("2020-01-01", periods=n),
+        "datetime64-s": np.array(["2020-01-01", "NaT", "2021-06-01"], dtype="M8[s]"),
+        "datetime64-utc": pd.date_range("2020-01-01", periods=n, tz="UTC"),
+        "datetime64-fixed-offset": pd.date_range("2020-01-01", periods=n, tz=fixed),
+        "timedelta64": pd.to_timedelta([1, 2, None], unit="s"),
+        "period": pd.period_range("2020-01", periods=n, freq="M"),
+        "interval": pd.IntervalIndex.from_breaks([0, 1, 2, 3], closed="left"),
+        "Int8": pd.array([1, None, 3], dtype="Int8"), "Int64": pd.array([1, None, 3], dtype="Int64"),
+        "UInt32": pd.array([1, None, 3], dtype="UInt32"), "Float32": pd.array([1.5, None, 3], dtype="Float32"),
+        "Float64": pd.array([1.5, None, 3], dtype="Float64"), "boolean": pd.array([True, None, False], dtype="boolean"),
+        "sparse-int": pd.arrays.SparseArray([0, 0, 1]),
+        "sparse-float-block": pd.arrays.SparseArray([0.0, np.nan, 2.0], kind="block"),
+    }
+    objs = {f"DataFrame[{k}]": pd.DataFrame({k: v}) for k, v in columns.items()}
+    objs["DataFrame[all]"] = pd.DataFrame(columns)
+    objs["Series[all]"] = [pd.Series(v, name=k) for k, v in columns.items()]
+    df = pd.DataFrame({"a": [1, 2, 3, 4], "b": list("wxyz")}, index=pd.MultiIndex.from_product([["p", "q"], [1, 2]],
+                                                                                              names=["k", "n"]))
+    df.attrs["source"] = "test"
+    objs["DataFrame(MultiIndex, attrs)"] = df
+    objs["DataFrame(MultiIndex columns)"] = pd.DataFrame(np.zeros((2, 4)), columns=pd.MultiIndex.from_product(
+        [["a", "b"], [1, 2]]))
+    objs["DataFrame(no duplicate labels)"] = pd.DataFrame({"a": [1]}).set_flags(allows_duplicate_labels=False)
+    objs["DataFrame(groupby.agg)"] = pd.DataFrame({"g": list("aab"), "v": [1, 2, 3]}).groupby("g").agg(["sum", "mean"])
+    objs["DataFrame(pivot_table)"] = pd.DataFrame({"a": list("xxy"), "b": list("uvu"), "v": [1, 2, 3]}).pivot_table(
+        index="a", columns="b", values="v")
+    objs["Series(DatetimeIndex freq=h)"] = pd.Series(range(n), index=pd.date_range("2020", periods=n, freq="h"))
+    objs["Series(CategoricalIndex)"] = pd.Series(range(n), index=pd.CategoricalIndex(list("aba")))
+    objs["arrays"] = [pd.arrays.NumpyExtensionArray(np.arange(3)), pd.array([1, None], dtype="Int16"),
+                      pd.Categorical(["x"]), pd.array(["a", None], dtype="string")]
+    objs["indexes"] = [
+        pd.RangeIndex(5), pd.RangeIndex(2, 20, 3, name="r"), pd.Index([1, 2]), pd.Index([1.5, 2.5]),
+        pd.Index(["a", "b"]), pd.Index(["a", 1], dtype=object), pd.Index([True, False]),
+        pd.Index(pd.array([1, None], dtype="Int64")), pd.MultiIndex.from_arrays([[1, 2], ["a", "b"]]),
+        pd.MultiIndex.from_tuples([], names=["a", "b"]),
+        pd.DatetimeIndex(["2020-01-01", "2020-01-05"]), pd.date_range("2020", periods=n, freq="D", tz="UTC"),
+        pd.TimedeltaIndex(["1D", "2h"]), pd.timedelta_range("1D", periods=n),
+        pd.period_range("2020", periods=n, freq="Q"), pd.CategoricalIndex(list("aab")),
+        pd.interval_range(0, 3), pd.IntervalIndex.from_arrays(pd.date_range("2020", periods=2),
+                                                              pd.date_range("2020-02", periods=2)),
+    ]
+    objs["scalars"] = [
+        pd.Timestamp("2020-01-01 12:00"), pd.Timestamp("2020-01-01", tz="UTC"), pd.Timestamp("2020-01-01", tz=fixed),
+        pd.Timestamp("2020-01-01").as_unit("s"), pd.Timedelta("1D 2h"), pd.Timedelta(1, unit="ns"),
+        pd.Period("2020-01", freq="M"), pd.Period("2020Q1"), pd.NaT, pd.NA, pd.Interval(0, 1, closed="both"),
+        pd.Interval(pd.Timestamp("2020"), pd.Timestamp("2021")),
+    ]
+    offsets = []
+    for name in sorted(pd.offsets.__all__):
+        try:
+            offsets.append(getattr(pd.offsets, name)())
+        except Exception:  # noqa: BLE001 - abstract bases (Tick, BaseOffset) and offsets needing arguments
+            pass
+    objs["offsets"] = offsets
+    objs["periods by freq"] = [pd.Period("2020-01-01", freq=f) for f in
+                               ("D", "W", "M", "Q", "Y", "h", "min", "s", "ms", "us", "ns", "B")]
+    objs["dtypes"] = [pd.CategoricalDtype(["a"]), pd.DatetimeTZDtype(tz="UTC"), pd.PeriodDtype("M"),
+                      pd.IntervalDtype("int64"), pd.SparseDtype("float64"), pd.Int64Dtype(), pd.BooleanDtype(),
+                      pd.Float64Dtype(), pd.StringDtype(), pd.StringDtype(na_value=np.nan)]
+    return objs
+
+
+# tz-aware data: zoneinfo (pandas 3's default time zone type), dateutil time zones; the fixed-offset and UTC
+# (datetime.timezone) cases are in pandas_objects().
+def pandas_tz_objects():
+    import dateutil.tz
+    import pandas as pd
+
+    objs = {}
+    for kind, tz in (("zoneinfo", "Europe/Berlin"), ("dateutil tzfile", "dateutil/Europe/Berlin"),
+                     ("dateutil tzutc", dateutil.tz.tzutc()), ("dateutil tzoffset", dateutil.tz.tzoffset("X", 3600)),
+                     ("dateutil tzlocal", dateutil.tz.tzlocal())):
+        objs[f"DataFrame[datetime64 {kind}]"] = pd.DataFrame({"t": pd.date_range("2020-01-01", periods=3, tz=tz)})
+        objs[f"Timestamp({kind})"] = pd.Timestamp("2020-01-01", tz=tz)
+    return objs
+
+
+def gen_pandas(log, python_data, numpy_p):
+    import pandas as pd
+
+    rec = StaticRecord()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        objs = pandas_objects()
+        objs.update(pandas_tz_objects())
+        for label, obj in objs.items():
+            rec.add_object(obj, label, (2, 4, 5))
+            if isinstance(obj, (pd.DataFrame, pd.Series)):
+                buf = io.BytesIO()
+                obj.to_pickle(buf, compression=None)  # pickle.dump at protocol 5
+                rec.add_pickle(buf.getvalue(), f"{label}@to_pickle")
+    split = split_recorded("pandas", rec, [numpy_p, python_data])
+    allow = split["allow"]
+    check_entries("pandas", allow)
+    check_entries("pandas", split["containers"])
+    foreign = sorted(g for g in allow if g.split(".", 1)[0] != "pandas")
+    log(f"pandas: {len(allow)} globals recorded beyond numpy/python-data; outside pandas: {foreign}; "
+        f"refused: {split['refused']}; dropped: {sorted(split['dropped'])}")
+    notes = [
+        "Every global recorded (with a static reader that imports nothing) while pickling, at protocols 2, 4 and 5",
+        "and with DataFrame/Series.to_pickle, DataFrames and Series of every column kind (numpy int/float/bool/",
+        "object/datetime64/timedelta64, str and string, categorical, datetime64 with UTC, fixed-offset, zoneinfo",
+        "and dateutil time zones, period, interval, nullable Int/UInt/Float/boolean, sparse), MultiIndex rows and",
+        "columns, attrs and flags, every Index kind, dtypes, Timestamp/Timedelta/Period/Interval/NaT/NA and",
+        "every DateOffset in pandas.offsets, minus what the numpy and python-data presets allow.",
+        "Globals outside pandas (listed explicitly): " + (", ".join(foreign) or "none") + ".",
+    ]
+    notes += refusal_notes(split)
+    return {
+        "name": "pandas",
+        "header": [f"Generated by tools/gen_policies.py from pandas=={version('pandas')}, numpy=={version('numpy')}, "
+                   f"python-dateutil=={version('python-dateutil')} on Python {PY} — do not edit by hand."],
+        "notes": notes,
+        "description": "pandas DataFrames, Series, Index types, extension arrays and dtypes, and time scalars "
+                       "and offsets, as pickle and DataFrame.to_pickle write them.",
+        "extends": ["numpy", "python-data"],
+        "allow": sorted(allow),
+        "containers": sorted(split["containers"]),
+        "build": "instances",
+        "persistent_ids": "none",
+    }
+
+# --------------------------------------------------------------------------------------------------
+# transformers
+# --------------------------------------------------------------------------------------------------
+
+
+def _quiet_transformers():
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def trainer_checkpoint(tmp):
+    """Train a tiny BertForSequenceClassification for one step with Trainer and return the pickles of
+    its checkpoint ({file name: torch.save bytes}) and the trainer (for its state)."""
+    import contextlib
+
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=16, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8,
+                     max_position_embeddings=8, num_labels=2)
+    data = [{"input_ids": torch.tensor([1, 2, 3]), "labels": i % 2} for i in range(2)]
+    args = TrainingArguments(output_dir=tmp, max_steps=1, save_steps=1, per_device_train_batch_size=2,
+                             report_to="none", disable_tqdm=True, seed=0)
+    trainer = Trainer(model=BertForSequenceClassification(cfg), args=args, train_dataset=data)
+    with contextlib.redirect_stdout(io.StringIO()):  # Trainer prints its metrics
+        trainer.train()
+    ckpt = os.path.join(tmp, "checkpoint-1")
+    files = {}
+    for name in sorted(os.listdir(ckpt)):
+        with open(os.path.join(ckpt, name), "rb") as f:
+            data = f.read()
+        if data[:4] == b"PK\x03\x04":  # torch.save zip files; the rest is JSON and safetensors
+            files[name] = data
+    return files, trainer
+
+
+def _enum_types(tp, out):
+    import enum
+    import typing
+
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        out.add(tp)
+    for a in typing.get_args(tp):
+        _enum_types(a, out)
+    return out
+
+
+def training_args_samples(tmp):
+    """TrainingArguments as Trainer saves them (training_args.bin), in common configurations."""
+    import dataclasses
+
+    from transformers import GenerationConfig, Seq2SeqTrainingArguments, TrainingArguments
+
+    base = dict(output_dir=tmp, report_to="none")
+    variants = {
+        "TrainingArguments(eval/save strategies, scheduler kwargs, adafactor)": TrainingArguments(
+            **base, eval_strategy="epoch", save_strategy="best", metric_for_best_model="loss",
+            lr_scheduler_type="cosine_with_restarts", lr_scheduler_kwargs={"num_cycles": 2}, optim="adafactor",
+            hub_strategy="checkpoint", logging_strategy="no"),
+        "TrainingArguments(debug, accelerator_config, gradient checkpointing)": TrainingArguments(
+            **base, debug="underflow_overflow", accelerator_config={"split_batches": True},
+            gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False}, use_cpu=True),
+        "Seq2SeqTrainingArguments(generation_config)": Seq2SeqTrainingArguments(
+            **base, predict_with_generate=True, generation_config=GenerationConfig(max_new_tokens=4, num_beams=2)),
+    }
+    # every Enum type the argument classes annotate their fields with, one member each
+    enums = set()
+    for cls in (TrainingArguments, Seq2SeqTrainingArguments):
+        for f in dataclasses.fields(cls):
+            _enum_types(f.type, enums)
+    enum_members = {f"{E.__module__}.{E.__qualname__}": next(iter(E)) for E in enums}
+    return variants, enum_members
+
+
+def transformers_configs():
+    """Every config class of CONFIG_MAPPING instantiated with defaults: (classes, {model type: config},
+    {model type: why it could not be made})."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    classes, made, skipped = {}, {}, {}
+    for model_type in CONFIG_MAPPING.keys():
+        C = CONFIG_MAPPING[model_type]
+        classes[model_type] = C
+        try:
+            made[model_type] = C()
+        except Exception as e:  # noqa: BLE001 - configs whose defaults do not validate
+            skipped[model_type] = f"{type(e).__name__}: {' '.join(str(e).split())[:100]}"
+    return classes, made, skipped
+
+
+def transformers_tokenizers():
+    """Tokenizers built in memory (no vocabulary files, no downloads)."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import (BertTokenizer, GPT2Tokenizer, LlamaTokenizer, PreTrainedTokenizerFast, RobertaTokenizer,
+                              T5Tokenizer, XLMRobertaTokenizer)
+
+    vocab = {"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "[PAD]": 3, "a": 4, "b": 5, "ab": 6}
+    bpe = {"a": 0, "b": 1, "ab": 2, "<s>": 3, "</s>": 4, "<unk>": 5, "<pad>": 6, "<mask>": 7}
+    pieces = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("a", -1.0), ("b", -2.0)]
+    wp = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    wp.normalizer = normalizers.BertNormalizer()
+    wp.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    wp.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 1), ("[SEP]", 2)])
+    wp.decoder = decoders.WordPiece()
+    raw = {
+        "tokenizers.Tokenizer(WordPiece)": wp,
+        "tokenizers.Tokenizer(BPE)": Tokenizer(models.BPE(bpe, [("a", "b")])),
+        "tokenizers.Tokenizer(Unigram)": Tokenizer(models.Unigram(pieces, 3)),
+        "tokenizers.Tokenizer(WordLevel)": Tokenizer(models.WordLevel(vocab, unk_token="[UNK]")),
+    }
+    toks = dict(raw)
+    for label, t in raw.items():
+        toks[f"PreTrainedTokenizerFast({label.split('(')[1]}"] = PreTrainedTokenizerFast(
+            tokenizer_object=t, unk_token="[UNK]", pad_token=AddedToken("[PAD]", special=True),
+            additional_special_tokens=["[X]"])
+    toks.update({
+        "BertTokenizer": BertTokenizer(vocab=vocab),
+        "GPT2Tokenizer": GPT2Tokenizer(vocab=bpe, merges=[("a", "b")]),
+        "RobertaTokenizer": RobertaTokenizer(vocab=bpe, merges=[("a", "b")]),
+        "LlamaTokenizer": LlamaTokenizer(vocab=bpe, merges=[("a", "b")]),
+        "T5Tokenizer": T5Tokenizer(vocab=pieces, extra_ids=2),
+        "XLMRobertaTokenizer": XLMRobertaTokenizer(vocab=pieces),
+    })
+    return toks
+
+
+# Trainer checkpoint files whose globals are allowed only together with the numpy preset.
+TRANSFORMERS_NEEDS_NUMPY = {"Trainer checkpoint rng_state.pth"}
+
+
+def gen_transformers(log, python_data, numpy_p, torch_p):
+    import tempfile
+
+    import transformers
+    from transformers import GenerationConfig
+    from transformers.generation.configuration_utils import CompileConfig, WatermarkingConfig
+
+    _quiet_transformers()
+    rec = StaticRecord()
+    with warnings.catch_warnings(), tempfile.TemporaryDirectory() as tmp:
+        warnings.simplefilter("ignore")
+        files, trainer = trainer_checkpoint(tmp)
+        for name, data in files.items():
+            rec.add_torch_file(data, f"Trainer checkpoint {name}@torch.save")
+        variants, enum_members = training_args_samples(tmp)
+        objects = dict(variants)
+        objects["TrainerState (after one step)"] = trainer.state
+        objects["TrainerControl"] = trainer.control
+        objects.update({f"enum {k}": v for k, v in sorted(enum_members.items())})
+        objects["GenerationConfig"] = GenerationConfig(max_new_tokens=5, do_sample=True, top_k=3,
+                                                       compile_config=CompileConfig(),
+                                                       watermarking_config=WatermarkingConfig())
+        objects.update({f"tokenizer {k}": v for k, v in transformers_tokenizers().items()})
+        for label, obj in objects.items():
+            rec.add_torch(obj, label)
+            rec.add_object(obj, label, (2, 5))
+        config_classes, configs, skipped = transformers_configs()
+        for model_type, cfg in configs.items():
+            rec.add_object(cfg, f"config {model_type}", (2, 5))
+        for model_type in ("bert", "gpt2", "llama"):
+            rec.add_torch(configs[model_type], f"config {model_type}")
+
+    if "Trainer checkpoint training_args.bin@torch.save" not in set().union(*rec.globals.values()):
+        die("transformers: the Trainer checkpoint has no training_args.bin")
+    numpy_allow = set(numpy_p["allow"])
+    split = split_recorded("transformers", rec, [torch_p, python_data], persistent_ids="torch-storage",
+                           assumed={label: numpy_allow for label in TRANSFORMERS_NEEDS_NUMPY})
+    class_names = {f"{C.__module__}.{C.__qualname__}" for C in config_classes.values()}
+    allow = split["allow"] | class_names
+    check_entries("transformers", allow)
+    check_entries("transformers", split["containers"])
+    foreign = sorted(g for g in allow if g.split(".", 1)[0] != "transformers")
+    for g in foreign:
+        if entry_sink_reason(g):  # split_recorded and check_entries refuse these already; say it twice
+            die(f"transformers: {g} is a sink")
+    log(f"transformers: {len(class_names)} config classes ({len(configs)} pickled), "
+        f"{len(allow - class_names)} other globals recorded; outside transformers: {foreign}; "
+        f"refused: {split['refused']}; dropped: {sorted(split['dropped'])}; configs skipped: {skipped}")
+    notes = [
+        "Every global recorded (with a static reader that imports nothing) in the pickles of a real Trainer",
+        "checkpoint (a tiny BERT trained one step: training_args.bin, optimizer.pt, scheduler.pt, rng_state.pth),",
+        "torch.save and pickle (protocols 2 and 5) of TrainingArguments / Seq2SeqTrainingArguments in common",
+        "configurations, one member of every Enum their fields are annotated with, TrainerState, TrainerControl,",
+        "GenerationConfig, tokenizers built in memory (tokenizers models, PreTrainedTokenizerFast, BertTokenizer,",
+        "GPT2Tokenizer, RobertaTokenizer, LlamaTokenizer, T5Tokenizer, XLMRobertaTokenizer), and every config",
+        "class of CONFIG_MAPPING (allowed by class name, instantiated with defaults and pickled).",
+        "Trainer checkpoints need accelerate (TrainingArguments pickles its accelerate PartialState).",
+        "rng_state.pth (Python, numpy and torch RNG states) also needs the numpy preset.",
+        "Globals outside transformers (listed explicitly, checked against sinks.yaml): " + ", ".join(foreign) + ".",
+    ]
+    notes += refusal_notes(split)
+    if skipped:
+        notes.append("Config classes allowed by name but not pickled (their defaults do not validate):")
+        notes += [f"  {k}: {v}" for k, v in sorted(skipped.items())]
+    return {
+        "name": "transformers",
+        "header": [f"Generated by tools/gen_policies.py from transformers=={version('transformers')}, "
+                   f"accelerate=={version('accelerate')}, tokenizers=={version('tokenizers')}, "
+                   f"torch=={version('torch')} on Python {PY} — do not edit by hand."],
+        "notes": notes,
+        "description": "Hugging Face Trainer checkpoints (training_args.bin and the torch files beside it), "
+                       "config and generation-config objects, Trainer state and in-memory tokenizers.",
+        "extends": ["torch", "python-data"],
+        "allow": sorted(allow),
+        "containers": sorted(split["containers"]),
+        "build": "instances",
+        "persistent_ids": "torch-storage",
+    }
+
+# --------------------------------------------------------------------------------------------------
+# joblib
+# --------------------------------------------------------------------------------------------------
+
+
+def joblib_objects(tmp):
+    """What people joblib.dump: arrays of every builtin dtype (C/Fortran order, 0-d, empty, structured,
+    object, matrix, memmap), dicts and lists of arrays, and small fitted sklearn models."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.tree import DecisionTreeClassifier
+
+    arrays = {}
+    for code in np.typecodes["All"]:
+        dt = np.dtype(code)
+        if dt.kind in "Mm":
+            dt = np.dtype(f"{code}8[s]")
+        elif dt.itemsize == 0:  # S, U, V without a size
+            dt = np.dtype(f"{code}4")
+        arrays[f"array-{code}"] = np.zeros(3, dtype=dt)
+    mm = np.memmap(os.path.join(tmp, "mm.dat"), dtype="f4", mode="w+", shape=(2, 3))
+    objs = {
+        "arrays of every dtype": arrays,
+        "0-d array": np.zeros((), dtype="f8"),
+        "empty array": np.zeros((0, 3)),
+        "Fortran-order array": np.asfortranarray(np.arange(6.0).reshape(2, 3)),
+        "big-endian array": np.arange(3, dtype=">i4"),
+        "structured array": np.zeros(2, dtype=[("a", "<i4"), ("b", ">f8", (2,)), ("c", "U3")]),
+        "object array": np.array([1, "a", None, {"k": np.arange(2)}], dtype=object),
+        "matrix": np.asmatrix(np.eye(2)),
+        "memmap": mm,
+        "dict of arrays": {"x": np.arange(4.0), "y": np.arange(4), "meta": {"n": 4}},
+        "list of arrays": [np.zeros(2), np.ones((2, 2), dtype="f4")],
+    }
+    X = np.arange(20.0).reshape(10, 2)
+    y = np.array([0, 1] * 5)
+    objs["sklearn LogisticRegression"] = LogisticRegression().fit(X, y)
+    objs["sklearn DecisionTreeClassifier"] = DecisionTreeClassifier(random_state=0).fit(X, y)
+    objs["sklearn Pipeline(StandardScaler, LogisticRegression)"] = make_pipeline(
+        StandardScaler(), LogisticRegression()).fit(X, y)
+    return objs
+
+
+def gen_joblib(log, python_data, numpy_p, sklearn_p):
+    import tempfile
+
+    import joblib
+
+    rec = StaticRecord()
+    with warnings.catch_warnings(), tempfile.TemporaryDirectory() as tmp:
+        warnings.simplefilter("ignore")
+        objs = joblib_objects(tmp)
+        path = os.path.join(tmp, "x.joblib")
+        for label, obj in objs.items():
+            for protocol in (None, 2, 5):  # None: joblib's default
+                joblib.dump(obj, path, protocol=protocol)
+                with open(path, "rb") as f:
+                    rec.add_pickle(f.read(), f"{label}@{'default' if protocol is None else f'p{protocol}'}",
+                                   joblib=True)
+        del objs  # close the memmap before the directory goes
+    if JOBLIB_WRAPPER not in rec.globals:
+        die(f"joblib: joblib.dump did not pickle {JOBLIB_WRAPPER}")
+    sklearn_allow = set(sklearn_p["allow"])
+    split = split_recorded("joblib", rec, [numpy_p, python_data],
+                           assumed={label: sklearn_allow for label in {lb.split("@")[0] for lbs in rec.globals.values()
+                                                                        for lb in lbs if lb.startswith("sklearn ")}},
+                           format_globals={JOBLIB_WRAPPER})
+    allow = split["allow"]
+    check_entries("joblib", allow)
+    check_entries("joblib", split["containers"])
+    foreign = sorted(g for g in allow if g.split(".", 1)[0] != "joblib")
+    log(f"joblib: {len(allow)} globals recorded beyond numpy/python-data/sklearn: {sorted(allow)}; "
+        f"refused: {split['refused']}")
+    notes = [
+        "Every global recorded (with a static reader that imports nothing and skips the array data joblib",
+        "writes inside the pickle, as picklegate does) in joblib.dump files (joblib's default protocol, 2 and 5)",
+        "of arrays of every builtin dtype (0-d, empty, Fortran-order, big-endian, structured, object), a matrix,",
+        "a memmap, dicts and lists of arrays, and fitted sklearn models (LogisticRegression, DecisionTreeClassifier,",
+        "a StandardScaler+LogisticRegression pipeline), minus what the numpy and python-data presets allow.",
+        f"picklegate's joblib format layer accepts {JOBLIB_WRAPPER} in any policy; it is listed here to",
+        "document it. Compressed joblib files hold the same pickle. Fitted models also need the sklearn preset.",
+        "Globals outside joblib (listed explicitly): " + (", ".join(foreign) or "none") + ".",
+    ]
+    notes += refusal_notes(split)
+    return {
+        "name": "joblib",
+        "header": [f"Generated by tools/gen_policies.py from joblib=={version('joblib')}, numpy=={version('numpy')}, "
+                   f"scikit-learn=={version('scikit-learn')} on Python {PY} — do not edit by hand."],
+        "notes": notes,
+        "description": "joblib.dump files: the NumpyArrayWrapper joblib writes for each array, and what "
+                       "numpy arrays joblib.dump pickles beyond the numpy preset.",
+        "extends": ["numpy", "python-data"],
+        "allow": sorted(allow),
+        "containers": sorted(split["containers"]),
+        "build": "instances",
+        "persistent_ids": "none",
+    }
+
+# --------------------------------------------------------------------------------------------------
 # Output
 # --------------------------------------------------------------------------------------------------
 
@@ -857,7 +1675,7 @@ def pin_mismatches() -> list[str]:
     out = []
     if os.path.exists(req):
         for line in open(req, encoding="utf-8"):
-            m = re.match(r"^\s*(torch|numpy|scikit-learn)==(\S+)", line)
+            m = re.match(r"^\s*(torch|numpy|scikit-learn|pandas|joblib|transformers|accelerate)==(\S+)", line)
             if m:
                 try:
                     have = version(m.group(1))
@@ -894,7 +1712,10 @@ def main():
     numpy_p = gen_numpy(log, python_data, args.numpy1_python)
     torch_p = gen_torch(log, python_data, numpy_p)
     sklearn_p = gen_sklearn(log, python_data, numpy_p)
-    presets = [python_data, numpy_p, torch_p, sklearn_p, gen_default()]
+    pandas_p = gen_pandas(log, python_data, numpy_p)
+    transformers_p = gen_transformers(log, python_data, numpy_p, torch_p)
+    joblib_p = gen_joblib(log, python_data, numpy_p, sklearn_p)
+    presets = [python_data, numpy_p, torch_p, sklearn_p, pandas_p, transformers_p, joblib_p, gen_default()]
 
     files = {}
     for p in presets:

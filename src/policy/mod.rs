@@ -1,12 +1,15 @@
-//! Allow-list policies: the YAML language, embedded presets and matching.
+//! Allow-list policies: definitions, embedded presets, flattening and matching.
 
 pub mod sinks;
 
+use crate::diag::Diag;
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_saphyr::Spanned;
+use serde_saphyr::{Location, Spanned};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
 
-/// Embedded presets, by name: (file name, YAML text).
+/// Embedded presets, by name: (name, file name, YAML text).
 pub const PRESETS: &[(&str, &str, &str)] = &[
     (
         "default",
@@ -35,85 +38,108 @@ pub const PRESETS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-#[derive(Debug, thiserror::Error)]
-pub enum PolicyError {
-    #[error("{file}: {message}")]
-    Yaml { file: String, message: String },
-    #[error("{file}:{line}: policy `{policy}` extends unknown policy `{target}`")]
-    UnknownExtends {
-        file: String,
-        line: u64,
-        policy: String,
-        target: String,
-    },
-    #[error("policy `extends` cycle: {0}")]
-    Cycle(String),
-    #[error(
-        "{file}:{line}: `{entry}` in policy `{policy}` is a code-execution sink ({reason}); \
-             allowing it needs an explicit acceptance of code execution"
-    )]
-    SinkAllowed {
-        file: String,
-        line: u64,
-        policy: String,
-        entry: String,
-        reason: String,
-    },
-    #[error("{file}:{line}: `{entry}`: a `*` may only appear in the last name component, within one module")]
-    BadPattern {
-        file: String,
-        line: u64,
-        entry: String,
-    },
-    #[error("unknown policy `{0}`")]
-    Unknown(String),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+/// How BUILD (`__setstate__`) is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum BuildMode {
+    /// BUILD is refused everywhere.
     None,
+    /// BUILD is allowed on objects made by allowed callables.
     Instances,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+/// Which persistent ids may reach the loader's `persistent_load`.
+impl BuildMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildMode::None => "none",
+            BuildMode::Instances => "instances",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum PersistentIds {
     None,
+    /// `('storage', <storage class>, key, location, numel[, view])` as torch.save writes them.
     TorchStorage,
     Any,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PolicyFile {
-    #[allow(dead_code)]
-    version: u32,
-    policies: BTreeMap<String, Spanned<PolicyDef>>,
+impl PersistentIds {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PersistentIds::None => "none",
+            PersistentIds::TorchStorage => "torch-storage",
+            PersistentIds::Any => "any",
+        }
+    }
 }
 
-#[derive(Debug, Deserialize, Default)]
+/// An allow entry: `module.qualname`, or a mapping that can accept a known sink.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum AllowEntry {
+    Name(String),
+    Detailed(DetailedAllow),
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DetailedAllow {
+    /// Exact `module.qualname` (a `*` only within the last component).
+    pub name: String,
+    /// Required to allow a known code-execution sink: loading such a file runs code.
+    #[serde(default)]
+    pub accept_code_execution: bool,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl AllowEntry {
+    pub fn name(&self) -> &str {
+        match self {
+            AllowEntry::Name(n) => n,
+            AllowEntry::Detailed(d) => &d.name,
+        }
+    }
+
+    fn accepts_code_execution(&self) -> bool {
+        matches!(self, AllowEntry::Detailed(d) if d.accept_code_execution)
+    }
+}
+
+/// One named policy as written in YAML.
+#[derive(Debug, Clone, Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct PolicyDef {
+pub struct PolicyDef {
     #[serde(default)]
-    #[allow(dead_code)]
-    description: Option<String>,
+    pub description: Option<String>,
+    /// Policies (embedded presets or your own) whose entries this one includes.
     #[serde(default)]
-    extends: Vec<Spanned<String>>,
+    #[schemars(with = "Vec<String>")]
+    pub extends: Vec<Spanned<String>>,
+    /// Exact `module.qualname` globals the pickle may import and call.
     #[serde(default)]
-    allow: Vec<Spanned<String>>,
+    #[schemars(with = "Vec<AllowEntry>")]
+    pub allow: Vec<Spanned<AllowEntry>>,
+    /// Entries refused even when an extended policy allows them.
     #[serde(default)]
-    deny: Vec<Spanned<String>>,
+    #[schemars(with = "Vec<String>")]
+    pub deny: Vec<Spanned<String>>,
+    /// Classes whose instances may receive SETITEM(S)/APPEND(S)/ADDITEMS (method calls).
     #[serde(default)]
-    containers: Vec<Spanned<String>>,
+    #[schemars(with = "Vec<String>")]
+    pub containers: Vec<Spanned<String>>,
     #[serde(default)]
-    build: Option<BuildMode>,
+    pub build: Option<BuildMode>,
     #[serde(default)]
-    persistent_ids: Option<PersistentIds>,
+    pub persistent_ids: Option<PersistentIds>,
 }
 
 /// Where a policy entry was written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Origin {
     pub file: String,
     pub line: u64,
@@ -125,8 +151,23 @@ impl std::fmt::Display for Origin {
     }
 }
 
+/// (line, column, byte span) of a YAML location.
+pub fn place(l: &Location) -> (u64, u64, Option<(usize, usize)>) {
+    let span = l.span();
+    let s = span
+        .byte_offset()
+        .zip(span.byte_len())
+        .map(|(o, n)| (o as usize, n as usize));
+    (l.line(), l.column(), s)
+}
+
+pub fn diag_at(file: &str, l: &Location, message: String, label: &str) -> Diag {
+    let (line, col, span) = place(l);
+    Diag::new(file, message).at(line, col, span).label(label)
+}
+
 /// A resolved policy: every `extends` flattened.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Policy {
     pub name: String,
     pub origin: Origin,
@@ -137,28 +178,33 @@ pub struct Policy {
     containers: HashSet<String>,
     pub build: BuildMode,
     pub persistent_ids: PersistentIds,
+    /// Allow entries that matched something (for "matched nothing" warnings).
+    used: Mutex<HashSet<Origin>>,
 }
 
 impl Policy {
-    /// Where the allow entry for `qualified` is written, when the policy allows it.
+    /// Where the allow entry for `module.name` is written, when the policy allows it.
     pub fn allowed(&self, module: &str, name: &str) -> Option<&Origin> {
         let q = format!("{module}.{name}");
         if self.deny.contains_key(&q) {
             return None;
         }
-        if let Some(o) = self.allow.get(&q) {
-            return Some(o);
+        let hit = self.allow.get(&q).or_else(|| {
+            self.patterns
+                .iter()
+                .find(|(m, pre, suf, _)| {
+                    m == module
+                        && !name.contains('.')
+                        && name.len() >= pre.len() + suf.len()
+                        && name.starts_with(pre.as_str())
+                        && name.ends_with(suf.as_str())
+                })
+                .map(|p| &p.3)
+        });
+        if let (Some(o), Ok(mut used)) = (hit, self.used.lock()) {
+            used.insert(o.clone());
         }
-        self.patterns
-            .iter()
-            .find(|(m, pre, suf, _)| {
-                m == module
-                    && !name.contains('.')
-                    && name.len() >= pre.len() + suf.len()
-                    && name.starts_with(pre.as_str())
-                    && name.ends_with(suf.as_str())
-            })
-            .map(|p| &p.3)
+        hit
     }
 
     pub fn is_container(&self, qualified: &str) -> bool {
@@ -168,6 +214,11 @@ impl Policy {
     pub fn allow_count(&self) -> usize {
         self.allow.len() + self.patterns.len()
     }
+
+    /// Origins of allow entries that matched a global so far.
+    pub fn used(&self) -> HashSet<Origin> {
+        self.used.lock().map(|u| u.clone()).unwrap_or_default()
+    }
 }
 
 struct RawPolicy {
@@ -176,7 +227,7 @@ struct RawPolicy {
     def: PolicyDef,
 }
 
-/// A set of policy definitions from one or more YAML files.
+/// Policy definitions from the embedded presets and a repository's configuration.
 #[derive(Default)]
 pub struct PolicySet {
     defs: HashMap<String, RawPolicy>,
@@ -184,21 +235,19 @@ pub struct PolicySet {
 
 impl PolicySet {
     /// The embedded presets.
-    pub fn embedded() -> Result<Self, PolicyError> {
+    pub fn embedded() -> Result<Self, Diag> {
         let mut set = PolicySet::default();
         for (_, file, text) in PRESETS {
-            set.add_yaml(file, text)?;
+            let parsed = crate::config::parse(file, text)?;
+            set.add(file, parsed.policies);
         }
         Ok(set)
     }
 
-    pub fn add_yaml(&mut self, file: &str, text: &str) -> Result<(), PolicyError> {
-        let parsed: PolicyFile = serde_saphyr::from_str(text).map_err(|e| PolicyError::Yaml {
-            file: file.to_string(),
-            message: e.to_string(),
-        })?;
-        for (name, def) in parsed.policies {
-            let line = def.defined.line();
+    /// Adds (or replaces) definitions read from `file`.
+    pub fn add(&mut self, file: &str, defs: BTreeMap<String, Spanned<PolicyDef>>) {
+        for (name, def) in defs {
+            let line = def.referenced.line();
             self.defs.insert(
                 name,
                 RawPolicy {
@@ -208,15 +257,69 @@ impl PolicySet {
                 },
             );
         }
-        Ok(())
+    }
+
+    /// Adds a synthetic policy (command line `--preset`s).
+    pub fn add_synthetic(&mut self, name: &str, extends: &[String]) {
+        let extends = extends
+            .iter()
+            .map(|n| Spanned::new(n.clone(), Location::UNKNOWN, Location::UNKNOWN))
+            .collect();
+        self.defs.insert(
+            name.to_string(),
+            RawPolicy {
+                file: "<command line>".into(),
+                line: 0,
+                def: PolicyDef {
+                    extends,
+                    ..PolicyDef::default()
+                },
+            },
+        );
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.defs.contains_key(name)
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.defs.keys().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Where `name` is defined.
+    pub fn origin(&self, name: &str) -> Option<Origin> {
+        self.defs.get(name).map(|r| Origin {
+            file: r.file.clone(),
+            line: r.line,
+        })
+    }
+
+    /// Allow entries written in `file`, with their origins.
+    pub fn allow_entries_in(&self, file: &str) -> Vec<(String, Origin)> {
+        let mut v = Vec::new();
+        for raw in self.defs.values().filter(|r| r.file == file) {
+            for e in &raw.def.allow {
+                v.push((
+                    e.value.name().to_string(),
+                    Origin {
+                        file: raw.file.clone(),
+                        line: e.referenced.line(),
+                    },
+                ));
+            }
+        }
+        v.sort_by_key(|a| a.1.line);
+        v
     }
 
     /// Flattens `name` and everything it extends.
-    pub fn resolve(&self, name: &str) -> Result<Policy, PolicyError> {
+    pub fn resolve(&self, name: &str) -> Result<Policy, Diag> {
         let raw = self
             .defs
             .get(name)
-            .ok_or_else(|| PolicyError::Unknown(name.to_string()))?;
+            .ok_or_else(|| Diag::new("<policies>", format!("unknown policy `{name}`")))?;
         let mut policy = Policy {
             name: name.to_string(),
             origin: Origin {
@@ -229,80 +332,97 @@ impl PolicySet {
             containers: HashSet::new(),
             build: BuildMode::None,
             persistent_ids: PersistentIds::None,
+            used: Mutex::new(HashSet::new()),
         };
-        let mut seen = vec![name.to_string()];
-        self.merge_into(&mut policy, name, &mut seen)?;
+        let mut path = vec![name.to_string()];
+        self.merge_into(&mut policy, name, &mut path)?;
         Ok(policy)
     }
 
-    fn merge_into(
-        &self,
-        p: &mut Policy,
-        name: &str,
-        path: &mut Vec<String>,
-    ) -> Result<(), PolicyError> {
-        let raw = self
-            .defs
-            .get(name)
-            .ok_or_else(|| PolicyError::Unknown(name.to_string()))?;
+    fn merge_into(&self, p: &mut Policy, name: &str, path: &mut Vec<String>) -> Result<(), Diag> {
+        let Some(raw) = self.defs.get(name) else {
+            return Err(Diag::new("<policies>", format!("unknown policy `{name}`")));
+        };
         for parent in &raw.def.extends {
             if path.contains(&parent.value) {
                 path.push(parent.value.clone());
-                return Err(PolicyError::Cycle(path.join(" -> ")));
+                return Err(diag_at(
+                    &raw.file,
+                    &parent.referenced,
+                    format!("policy `extends` cycle: {}", path.join(" -> ")),
+                    "extending this makes a cycle",
+                ));
             }
             if !self.defs.contains_key(&parent.value) {
-                return Err(PolicyError::UnknownExtends {
-                    file: raw.file.clone(),
-                    line: parent.referenced.line(),
-                    policy: name.to_string(),
-                    target: parent.value.clone(),
-                });
+                return Err(diag_at(
+                    &raw.file,
+                    &parent.referenced,
+                    format!(
+                        "policy `{name}` extends unknown policy `{}` (known: {})",
+                        parent.value,
+                        self.names().join(", ")
+                    ),
+                    "no such policy",
+                ));
             }
             path.push(parent.value.clone());
             self.merge_into(p, &parent.value, path)?;
             path.pop();
         }
-        let origin = |s: &Spanned<String>| Origin {
+        let origin = |l: &Location| Origin {
             file: raw.file.clone(),
-            line: s.referenced.line(),
+            line: l.line(),
         };
         for entry in &raw.def.allow {
-            let e = entry.value.trim();
-            let (module, qual) = split_module(e);
+            let e = entry.value.name().trim();
+            if e.is_empty() || e.contains(char::is_whitespace) || !e.contains('.') {
+                return Err(diag_at(
+                    &raw.file,
+                    &entry.referenced,
+                    format!("`{e}` in policy `{name}` is not a `module.qualname` entry"),
+                    "expected module.qualname",
+                ));
+            }
+            let (module, qual) = e.rsplit_once('.').unwrap_or(("", e));
             if let Some(reason) = sinks::sink_reason(module, qual) {
-                return Err(PolicyError::SinkAllowed {
-                    file: raw.file.clone(),
-                    line: entry.referenced.line(),
-                    policy: name.to_string(),
-                    entry: e.to_string(),
-                    reason,
-                });
+                if !entry.value.accepts_code_execution() {
+                    return Err(diag_at(
+                        &raw.file,
+                        &entry.referenced,
+                        format!(
+                            "`{e}` in policy `{name}` is a code-execution sink ({reason}); allowing it needs \
+                             `{{name: {e}, accept-code-execution: true, reason: ...}}`"
+                        ),
+                        "known code-execution sink",
+                    ));
+                }
             }
             if e.contains('*') {
-                let (m, last) = e.rsplit_once('.').unwrap_or(("", e));
-                let stars = last.matches('*').count();
-                if m.is_empty() || m.contains('*') || stars != 1 {
-                    return Err(PolicyError::BadPattern {
-                        file: raw.file.clone(),
-                        line: entry.referenced.line(),
-                        entry: e.to_string(),
-                    });
+                let stars = qual.matches('*').count();
+                if module.is_empty() || module.contains('*') || stars != 1 {
+                    return Err(diag_at(
+                        &raw.file,
+                        &entry.referenced,
+                        format!("`{e}`: a `*` may only appear once, in the last name component (within one module)"),
+                        "pattern crosses a module boundary",
+                    ));
                 }
-                let (pre, suf) = last.split_once('*').unwrap_or((last, ""));
+                let (pre, suf) = qual.split_once('*').unwrap_or((qual, ""));
                 p.patterns.push((
-                    m.to_string(),
+                    module.to_string(),
                     pre.to_string(),
                     suf.to_string(),
-                    origin(entry),
+                    origin(&entry.referenced),
                 ));
             } else {
                 p.allow
                     .entry(e.to_string())
-                    .or_insert_with(|| origin(entry));
+                    .or_insert_with(|| origin(&entry.referenced));
             }
         }
         for entry in &raw.def.deny {
-            p.deny.insert(entry.value.trim().to_string(), origin(entry));
+            p.deny
+                .insert(entry.value.trim().to_string(), origin(&entry.referenced));
         }
         for entry in &raw.def.containers {
             p.containers.insert(entry.value.trim().to_string());
@@ -317,80 +437,32 @@ impl PolicySet {
     }
 }
 
-/// Splits `module.qualname` at the first component that starts with an uppercase letter
-/// or, failing that, the last dot: good enough for sink classification of entries.
-fn split_module(entry: &str) -> (&str, &str) {
-    entry.rsplit_once('.').unwrap_or(("", entry))
-}
-
 /// The built-in default policy (`policies/default.yaml`).
-pub fn builtin_default() -> Result<Policy, PolicyError> {
+pub fn builtin_default() -> Result<Policy, Diag> {
     PolicySet::embedded()?.resolve("default")
 }
 
 /// A policy made of the named embedded presets, for `scan --preset`.
-pub fn from_presets(names: &[String]) -> Result<Policy, PolicyError> {
-    let set = PolicySet::embedded()?;
-    let mut combined = PolicySet {
-        defs: HashMap::new(),
-    };
-    for (k, v) in &set.defs {
-        combined.defs.insert(
-            k.clone(),
-            RawPolicy {
-                file: v.file.clone(),
-                line: v.line,
-                def: clone_def(&v.def),
-            },
-        );
-    }
-    let extends = names
-        .iter()
-        .map(|n| {
-            Spanned::new(
-                n.clone(),
-                serde_saphyr::Location::UNKNOWN,
-                serde_saphyr::Location::UNKNOWN,
-            )
-        })
-        .collect();
-    combined.defs.insert(
-        "--preset".into(),
-        RawPolicy {
-            file: "<command line>".into(),
-            line: 0,
-            def: PolicyDef {
-                extends,
-                ..PolicyDef::default()
-            },
-        },
-    );
-    combined.resolve("--preset")
-}
-
-fn clone_def(d: &PolicyDef) -> PolicyDef {
-    PolicyDef {
-        description: d.description.clone(),
-        extends: d.extends.clone(),
-        allow: d.allow.clone(),
-        deny: d.deny.clone(),
-        containers: d.containers.clone(),
-        build: d.build,
-        persistent_ids: d.persistent_ids,
-    }
+pub fn from_presets(names: &[String]) -> Result<Policy, Diag> {
+    let mut set = PolicySet::embedded()?;
+    set.add_synthetic("--preset", names);
+    set.resolve("--preset")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn set(yaml: &str) -> PolicySet {
+        let mut set = PolicySet::embedded().unwrap_or_else(|e| panic!("{e}"));
+        let parsed = crate::config::parse("t.yaml", yaml).unwrap_or_else(|e| panic!("{e}"));
+        set.add("t.yaml", parsed.policies);
+        set
+    }
+
     #[test]
     fn default_policy_resolves_and_allows_state_dicts() {
-        let p = builtin_default().map_err(|e| e.to_string());
-        let p = match p {
-            Ok(p) => p,
-            Err(e) => panic!("{e}"),
-        };
+        let p = builtin_default().unwrap_or_else(|e| panic!("{e}"));
         assert!(p.allowed("collections", "OrderedDict").is_some());
         assert!(p.allowed("torch._utils", "_rebuild_tensor_v2").is_some());
         assert!(p.allowed("os", "system").is_none());
@@ -400,33 +472,40 @@ mod tests {
     }
 
     #[test]
-    fn sinks_cannot_be_allowed() {
-        let mut set = PolicySet::default();
-        let yaml = "version: 1\npolicies:\n  p:\n    allow:\n      - builtins.eval\n";
-        assert!(set.add_yaml("t.yaml", yaml).is_ok());
-        let err = set
+    fn sinks_need_explicit_acceptance() {
+        let s = set("version: 1\npolicies:\n  p:\n    allow:\n      - builtins.eval\n");
+        let err = s
             .resolve("p")
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(err.contains("t.yaml:5"), "{err}");
-        assert!(err.contains("code-execution sink"), "{err}");
+        assert!(
+            err.starts_with("t.yaml:5:9: `builtins.eval` in policy `p` is a code-execution sink"),
+            "{err}"
+        );
+        let s = set(
+            "version: 1\npolicies:\n  p:\n    allow:\n      - {name: builtins.eval, accept-code-execution: true, reason: test}\n",
+        );
+        assert!(s
+            .resolve("p")
+            .is_ok_and(|p| p.allowed("builtins", "eval").is_some()));
     }
 
     #[test]
-    fn extends_cycles_are_errors() {
-        let mut set = PolicySet::default();
-        let yaml = "version: 1\npolicies:\n  a:\n    extends: [b]\n  b:\n    extends: [a]\n";
-        assert!(set.add_yaml("t.yaml", yaml).is_ok());
-        assert!(matches!(set.resolve("a"), Err(PolicyError::Cycle(_))));
+    fn extends_cycles_are_errors_with_location() {
+        let s = set("version: 1\npolicies:\n  a:\n    extends: [b]\n  b:\n    extends: [a]\n");
+        let err = s
+            .resolve("a")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert_eq!(err, "t.yaml:6:15: policy `extends` cycle: a -> b -> a");
     }
 
     #[test]
     fn patterns_stay_within_a_module() {
-        let mut set = PolicySet::default();
-        let yaml = "version: 1\npolicies:\n  p:\n    allow: ['torch.*Storage']\n";
-        assert!(set.add_yaml("t.yaml", yaml).is_ok());
-        let p = set.resolve("p").ok();
+        let s = set("version: 1\npolicies:\n  p:\n    allow: ['torch.*Storage']\n");
+        let p = s.resolve("p").ok();
         let p = p.as_ref();
         assert!(p.and_then(|p| p.allowed("torch", "FloatStorage")).is_some());
         assert!(p
@@ -435,5 +514,17 @@ mod tests {
         assert!(p
             .and_then(|p| p.allowed("torch", "a.FloatStorage"))
             .is_none());
+        let s = set("version: 1\npolicies:\n  p:\n    allow: ['torch*.Storage']\n");
+        assert!(s.resolve("p").is_err());
+    }
+
+    #[test]
+    fn deny_wins_over_allow() {
+        let s = set(
+            "version: 1\npolicies:\n  p:\n    extends: [torch]\n    deny: [torch.FloatStorage]\n",
+        );
+        let p = s.resolve("p").unwrap_or_else(|e| panic!("{e}"));
+        assert!(p.allowed("torch", "FloatStorage").is_none());
+        assert!(p.allowed("torch", "HalfStorage").is_some());
     }
 }

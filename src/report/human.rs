@@ -1,14 +1,23 @@
 //! Plain terminal report: one block per finding, most severe first, and a summary line.
 
 use super::Summary;
+use crate::config::Level;
 use crate::scan::{FileReport, Status};
 use std::fmt::Write;
 
-pub fn render(reports: &[FileReport]) -> String {
+fn paint(text: &str, code: &str, color: bool) -> String {
+    if color {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+pub fn render(reports: &[FileReport], color: bool) -> String {
     let mut out = String::new();
     for r in reports {
         if let Some(e) = &r.error {
-            let _ = writeln!(out, "error: {e}");
+            let _ = writeln!(out, "{}: {e}", paint("error", "1;31", color));
             continue;
         }
         for f in &r.findings {
@@ -16,11 +25,16 @@ pub fn render(reports: &[FileReport]) -> String {
                 Some(m) => format!("{}!{m}", r.path),
                 None => r.path.clone(),
             };
+            let (label, code) = match (f.level, f.severity.as_str()) {
+                (Level::Warn, _) => ("warning", "1;33"),
+                (_, "critical") => ("critical", "1;35"),
+                (_, "error") => ("error", "1;31"),
+                (_, s) => (s, "1;33"),
+            };
             let _ = writeln!(
                 out,
-                "{}[{}]: {}",
-                f.severity.as_str(),
-                f.rule.id(),
+                "{}: {}",
+                paint(&format!("{label}[{}]", f.rule.id()), code, color),
                 f.message
             );
             let _ = writeln!(out, "  --> {place} @ byte {}", f.offset);
@@ -32,6 +46,9 @@ pub fn render(reports: &[FileReport]) -> String {
             }
             let _ = writeln!(out, "   = help: {}", f.rule.help());
             out.push('\n');
+        }
+        if let Some(ex) = &r.exception {
+            let _ = writeln!(out, "note: {}: findings waived by exception {ex}", r.path);
         }
     }
     let s = Summary::of(reports);

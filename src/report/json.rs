@@ -14,6 +14,7 @@ pub const VERSION: u32 = 1;
 struct JsonFinding<'a> {
     rule: &'static str,
     severity: &'static str,
+    level: &'static str,
     member: Option<&'a str>,
     offset: u64,
     length: u64,
@@ -32,6 +33,8 @@ struct JsonFile<'a> {
     bytes_read: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exception: Option<&'a str>,
     findings: Vec<JsonFinding<'a>>,
 }
 
@@ -46,6 +49,7 @@ fn finding(f: &Finding) -> JsonFinding<'_> {
     JsonFinding {
         rule: f.rule.id(),
         severity: f.severity.as_str(),
+        level: f.level.as_str(),
         member: f.member.as_deref(),
         offset: f.offset,
         length: f.length,
@@ -68,6 +72,7 @@ pub fn render(reports: &[FileReport]) -> String {
                 streams: r.streams,
                 bytes_read: r.bytes_read,
                 error: r.error.as_deref(),
+                exception: r.exception.as_deref(),
                 findings: r.findings.iter().map(finding).collect(),
             })
             .collect(),
