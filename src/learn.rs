@@ -10,6 +10,11 @@ use std::collections::BTreeSet;
 use std::fmt::Write;
 use std::path::PathBuf;
 
+fn is_sink(qualified: &str) -> bool {
+    let (m, n) = qualified.rsplit_once('.').unwrap_or(("", qualified));
+    crate::policy::sinks::sink_reason(m, n).is_some()
+}
+
 pub fn learn(files: &[PathBuf], name: &str) -> Result<String, String> {
     // Scan against a policy that allows nothing: every effect becomes a finding that
     // names what would have to be allowed.
@@ -51,12 +56,12 @@ pub fn learn(files: &[PathBuf], name: &str) -> Result<String, String> {
                     }
                 }
                 Rule::MethodCall => match &finding.global {
-                    Some(g) if !finding.message.contains("itself") => {
+                    Some(g) if !finding.message.contains("itself") && !is_sink(g) => {
                         containers.insert(g.clone());
                     }
                     _ => loud.push(format!("{place}: {}", finding.message)),
                 },
-                Rule::BuildNotAllowed if finding.global.is_some() => build = true,
+                Rule::BuildNotAllowed if finding.global.as_deref().is_some_and(|g| !is_sink(g)) => build = true,
                 Rule::PersistentId => pids = true,
                 Rule::CodeExecution => loud.push(format!(
                     "{place}: `{}` EXECUTES CODE and is not allowed; remove the file or run `picklegate sanitize`",

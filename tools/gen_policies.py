@@ -478,7 +478,8 @@ def split_recorded(name: str, rec: StaticRecord, extends, persistent_ids: str = 
             allow.add(g)
     problems = [f"  {lb}: {p}" for lb, ps in sorted(rec.problems.items()) if lb not in refused_labels for p in ps]
     for lb, torch_pid in rec.pids:
-        if lb not in refused_labels and not (persistent_ids == "any" or (persistent_ids == "torch-storage" and torch_pid)):
+        ok = persistent_ids == "any" or (persistent_ids == "torch-storage" and torch_pid)
+        if lb not in refused_labels and not ok:
             problems.append(f"  {lb}: a persistent id that persistent_ids: {persistent_ids} refuses")
     allowed = lambda g, lb: g in allow or g in inherited or g in assumed.get(base(lb), ())  # noqa: E731
     containers = set()
@@ -486,8 +487,8 @@ def split_recorded(name: str, rec: StaticRecord, extends, persistent_ids: str = 
         for lb in labels - refused_labels:
             if not allowed(g, lb):
                 problems.append(f"  {lb}: a method call on a {g} object, which is not allowed")
-            elif g not in inherited_containers:
-                containers.add(g)
+            elif g not in inherited_containers and (g in allow or g in inherited):
+                containers.add(g)  # (a container of an assumed preset stays that preset's entry)
     for g, labels in rec.builds.items():
         for lb in labels - refused_labels:
             if not allowed(g, lb) and g not in format_globals:
@@ -1419,7 +1420,8 @@ def transformers_tokenizers():
     wp = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
     wp.normalizer = normalizers.BertNormalizer()
     wp.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    wp.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 1), ("[SEP]", 2)])
+    wp.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]",
+                                                      special_tokens=[("[CLS]", 1), ("[SEP]", 2)])
     wp.decoder = decoders.WordPiece()
     raw = {
         "tokenizers.Tokenizer(WordPiece)": wp,
@@ -1504,6 +1506,10 @@ def gen_transformers(log, python_data, numpy_p, torch_p):
         "GPT2Tokenizer, RobertaTokenizer, LlamaTokenizer, T5Tokenizer, XLMRobertaTokenizer), and every config",
         "class of CONFIG_MAPPING (allowed by class name, instantiated with defaults and pickled).",
         "Trainer checkpoints need accelerate (TrainingArguments pickles its accelerate PartialState).",
+        "Real files only rebuild TrainingArguments and PartialState with __new__ + BUILD, but an allow entry also",
+        "lets a pickle call them: TrainingArguments(...) runs __post_init__ (reads the JSON config files it is",
+        "named, sets ACCELERATE_* environment variables), PartialState(...) sets up torch.distributed from the",
+        "environment. Neither is a sinks.yaml entry.",
         "rng_state.pth (Python, numpy and torch RNG states) also needs the numpy preset.",
         "Globals outside transformers (listed explicitly, checked against sinks.yaml): " + ", ".join(foreign) + ".",
     ]

@@ -36,6 +36,21 @@ pub const PRESETS: &[(&str, &str, &str)] = &[
         "policies/sklearn.yaml",
         include_str!("../../policies/sklearn.yaml"),
     ),
+    (
+        "pandas",
+        "policies/pandas.yaml",
+        include_str!("../../policies/pandas.yaml"),
+    ),
+    (
+        "transformers",
+        "policies/transformers.yaml",
+        include_str!("../../policies/transformers.yaml"),
+    ),
+    (
+        "joblib",
+        "policies/joblib.yaml",
+        include_str!("../../policies/joblib.yaml"),
+    ),
 ];
 
 /// How BUILD (`__setstate__`) is treated.
