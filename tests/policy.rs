@@ -382,3 +382,45 @@ fn the_committed_schema_matches_the_types() {
         "regenerate: picklegate policy schema > policies/schema.json"
     );
 }
+
+#[test]
+fn the_presets_pass_every_benign_real_library_fixture() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let presets = [
+        "--preset",
+        "default",
+        "--preset",
+        "pandas",
+        "--preset",
+        "transformers",
+        "--preset",
+        "joblib",
+    ];
+    let repo = Repo::new();
+    let benign = root.join("benign");
+    let mut args: Vec<&str> = vec!["scan", "--format", "json"];
+    args.extend(presets);
+    let b = benign.to_string_lossy().into_owned();
+    args.push(&b);
+    let (code, out, _) = repo.run(&args);
+    assert_eq!(code, 0, "{out}");
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("containers/manifest.json")).unwrap_or_default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    for e in manifest.as_array().into_iter().flatten() {
+        let expected_rules = e["rules"].as_array().map_or(0, |r| r.len());
+        if e["kind"] != "benign" || expected_rules > 0 {
+            continue;
+        }
+        let f = root
+            .join("containers")
+            .join(e["file"].as_str().unwrap_or_default());
+        let f = f.to_string_lossy().into_owned();
+        let mut args: Vec<&str> = vec!["scan"];
+        args.extend(presets);
+        args.push(&f);
+        let (code, out, _) = repo.run(&args);
+        assert_eq!(code, 0, "{f}: {out}");
+    }
+}
