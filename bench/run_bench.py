@@ -666,10 +666,10 @@ def render(results: dict) -> str:
     b = results["binary"]
     L.append(f"- binary: {b['path']} ({b['bytes']:,} bytes, built {b['mtime']}), timed from a copy")
     L.append("- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()))
-    c = results.get("containers")
+    cont = results.get("containers")
     pg_runs = [] if results.get("containers_only") else [f"best of {results['repeat']} runs"]
-    if c:
-        pg_runs.append(f"best of {c['repeat']} on the container files")
+    if cont:
+        pg_runs.append(f"best of {cont['repeat']} on the container files")
     L.append(
         f"- picklegate: {', '.join(pg_runs)}; competitors: {results['competitor_runs']} run(s) "
         f"each, timeout {results['timeout']:g} s; MB = 10^6 bytes, GB = 10^9 bytes"
@@ -755,8 +755,8 @@ def render(results: dict) -> str:
             )
         L.append("")
 
-    if c:
-        L += render_containers(c, results)
+    if cont:
+        L += render_containers(cont, results)
     return "\n".join(L)
 
 

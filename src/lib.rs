@@ -11,6 +11,7 @@ pub mod container;
 pub mod diag;
 pub mod disasm;
 pub mod finding;
+pub mod git;
 pub mod learn;
 pub mod pickle;
 pub mod policy;

@@ -38,6 +38,27 @@ pub struct FileReport {
     pub bytes_read: u64,
     /// The configuration exception that waived findings, described.
     pub exception: Option<String>,
+    /// Where the content came from when it is a git blob.
+    pub source: Option<Source>,
+}
+
+/// A git object scanned instead of a file.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Source {
+    /// `staged`, `range`, `tree` or `hook`.
+    pub kind: &'static str,
+    pub blob: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub range: Option<String>,
+    /// added, modified, renamed, ...
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renamed_from: Option<String>,
+    /// For Git LFS pointers: the object id and whether the object was found locally.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lfs_oid: Option<String>,
 }
 
 impl FileReport {
@@ -82,6 +103,7 @@ impl FileReport {
             streams,
             bytes_read: 0,
             exception: None,
+            source: None,
         }
     }
 }
@@ -130,6 +152,7 @@ pub fn scan_file(path: &Path, policy: &Policy, opts: &ScanOptions) -> FileReport
                 streams: 0,
                 bytes_read: 0,
                 exception: None,
+            source: None,
             }
         }
     };
@@ -161,6 +184,7 @@ pub fn collect(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<FileReport>) {
                 streams: 0,
                 bytes_read: 0,
                 exception: None,
+            source: None,
             }),
         }
     }
@@ -180,6 +204,7 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<FileReport>) {
                 streams: 0,
                 bytes_read: 0,
                 exception: None,
+            source: None,
             });
             return;
         }

@@ -51,15 +51,15 @@ pub fn render(reports: &[FileReport], color: bool) -> String {
             let _ = writeln!(out, "note: {}: findings waived by exception {ex}", r.path);
         }
     }
-    let s = Summary::of(reports);
-    let failing = reports
-        .iter()
-        .filter(|r| r.status == Status::Findings)
-        .count();
-    let _ = writeln!(
-        out,
-        "picklegate: {} file(s) scanned, {} clean, {} with findings ({} finding(s)), {} unreadable",
-        s.files, s.clean, failing, s.findings, s.errors
-    );
+    out.push_str(&summary_line(reports));
     out
+}
+
+pub fn summary_line(reports: &[FileReport]) -> String {
+    let s = Summary::of(reports);
+    let failing = reports.iter().filter(|r| r.status == Status::Findings).count();
+    format!(
+        "picklegate: {} file(s) scanned, {} clean, {} with findings ({} finding(s)), {} unreadable\n",
+        s.files, s.clean, failing, s.findings, s.errors
+    )
 }

@@ -35,6 +35,8 @@ struct JsonFile<'a> {
     error: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     exception: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'a crate::scan::Source>,
     findings: Vec<JsonFinding<'a>>,
 }
 
@@ -73,6 +75,7 @@ pub fn render(reports: &[FileReport]) -> String {
                 bytes_read: r.bytes_read,
                 error: r.error.as_deref(),
                 exception: r.exception.as_deref(),
+                source: r.source.as_ref(),
                 findings: r.findings.iter().map(finding).collect(),
             })
             .collect(),

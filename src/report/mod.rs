@@ -1,7 +1,11 @@
 //! Output formats. JSON is the versioned contract the other formats build on.
 
+pub mod fingerprint;
+pub mod github;
+pub mod gitlab;
 pub mod human;
 pub mod json;
+pub mod sarif;
 
 use crate::scan::{FileReport, Status};
 

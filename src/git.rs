@@ -1,0 +1,402 @@
+//! Where files come from in a gate: the staged index (exactly what will be committed),
+//! a commit range (a pull/merge request), or the blobs pre-commit names. Content is
+//! always read from the object database, never from the working tree.
+
+use git2::{Delta, DiffFindOptions, DiffOptions, ObjectType, Oid, Repository, Tree};
+use std::path::PathBuf;
+
+const MODE_LINK: u32 = 0o120000;
+const MODE_SUBMODULE: u32 = 0o160000;
+
+/// One blob to scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Path in the repository (`/` separators).
+    pub path: String,
+    pub oid: Oid,
+    pub status: &'static str,
+    /// For renames and copies: the old path.
+    pub from: Option<String>,
+    /// The commit the blob was taken from (range and tree modes).
+    pub commit: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("not in a git repository: {0}")]
+    NoRepository(String),
+    #[error(
+        "{what} `{rev}` is not in this clone{shallow}: fetch the full history \
+         (GitHub Actions: actions/checkout with `fetch-depth: 0`; GitLab CI: `GIT_DEPTH: \"0\"`; \
+         locally: `git fetch --unshallow`)"
+    )]
+    MissingRevision {
+        what: &'static str,
+        rev: String,
+        shallow: &'static str,
+    },
+    #[error("invalid range `{0}`: expected BASE..HEAD or BASE...HEAD")]
+    BadRange(String),
+    #[error("CI detection: {0}")]
+    Ci(String),
+    #[error(transparent)]
+    Git(#[from] git2::Error),
+}
+
+pub fn open() -> Result<Repository, GitError> {
+    // open_from_env honours GIT_DIR, GIT_INDEX_FILE and friends, as hooks set them.
+    Repository::open_from_env().map_err(|e| GitError::NoRepository(e.message().to_string()))
+}
+
+fn scannable(mode: u32) -> bool {
+    mode != MODE_LINK && mode != MODE_SUBMODULE && mode != 0
+}
+
+fn path_of(p: Option<&std::path::Path>) -> String {
+    p.map(|p| p.to_string_lossy().replace('\\', "/")).unwrap_or_default()
+}
+
+fn status_name(d: Delta) -> Option<&'static str> {
+    match d {
+        Delta::Added => Some("added"),
+        Delta::Modified => Some("modified"),
+        Delta::Renamed => Some("renamed"),
+        Delta::Copied => Some("copied"),
+        Delta::Typechange => Some("typechange"),
+        _ => None,
+    }
+}
+
+fn collect(diff: &mut git2::Diff<'_>, commit: Option<String>) -> Result<Vec<Change>, GitError> {
+    let mut find = DiffFindOptions::new();
+    find.renames(true).copies(false);
+    diff.find_similar(Some(&mut find))?;
+    let mut out = Vec::new();
+    for d in diff.deltas() {
+        let Some(status) = status_name(d.status()) else { continue };
+        let new = d.new_file();
+        if !scannable(u32::from(new.mode())) || new.id().is_zero() {
+            continue;
+        }
+        out.push(Change {
+            path: path_of(new.path()),
+            oid: new.id(),
+            status,
+            from: matches!(d.status(), Delta::Renamed | Delta::Copied).then(|| path_of(d.old_file().path())),
+            commit: commit.clone(),
+        });
+    }
+    Ok(out)
+}
+
+fn diff_options() -> DiffOptions {
+    let mut o = DiffOptions::new();
+    o.include_typechange(true).ignore_submodules(true);
+    o
+}
+
+/// HEAD (or the empty tree on an unborn branch) against the index.
+pub fn staged(repo: &Repository) -> Result<Vec<Change>, GitError> {
+    let head = match repo.head() {
+        Ok(h) => Some(h.peel_to_tree()?),
+        Err(_) => None,
+    };
+    let index = repo.index()?;
+    let mut diff = repo.diff_tree_to_index(head.as_ref(), Some(&index), Some(&mut diff_options()))?;
+    collect(&mut diff, None)
+}
+
+/// The index blobs of the named paths (pre-commit passes names relative to the root).
+pub fn index_blobs(repo: &Repository, paths: &[String]) -> Result<Vec<Change>, GitError> {
+    let index = repo.index()?;
+    let mut out = Vec::new();
+    for p in paths {
+        let rel = p.trim_start_matches("./").replace('\\', "/");
+        let Some(entry) = index.get_path(std::path::Path::new(&rel), 0) else {
+            continue;
+        };
+        if !scannable(entry.mode) {
+            continue;
+        }
+        out.push(Change {
+            path: rel,
+            oid: entry.id,
+            status: "staged",
+            from: None,
+            commit: None,
+        });
+    }
+    Ok(out)
+}
+
+fn shallow_hint(repo: &Repository) -> &'static str {
+    if repo.is_shallow() {
+        " (the clone is shallow)"
+    } else {
+        ""
+    }
+}
+
+fn commit_of<'r>(repo: &'r Repository, rev: &str, what: &'static str) -> Result<git2::Commit<'r>, GitError> {
+    repo.revparse_single(rev)
+        .and_then(|o| o.peel_to_commit())
+        .map_err(|_| GitError::MissingRevision {
+            what,
+            rev: rev.to_string(),
+            shallow: shallow_hint(repo),
+        })
+}
+
+/// A parsed `BASE..HEAD` / `BASE...HEAD`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Range {
+    pub base: String,
+    pub head: String,
+    /// Three dots: diff from the merge base.
+    pub merge_base: bool,
+}
+
+impl Range {
+    pub fn parse(spec: &str) -> Result<Range, GitError> {
+        let (base, head, merge_base) = if let Some((a, b)) = spec.split_once("...") {
+            (a, b, true)
+        } else if let Some((a, b)) = spec.split_once("..") {
+            (a, b, false)
+        } else {
+            return Err(GitError::BadRange(spec.to_string()));
+        };
+        let head = if head.is_empty() { "HEAD" } else { head };
+        if base.is_empty() {
+            return Err(GitError::BadRange(spec.to_string()));
+        }
+        Ok(Range {
+            base: base.to_string(),
+            head: head.to_string(),
+            merge_base,
+        })
+    }
+
+    pub fn display(&self) -> String {
+        format!("{}{}{}", self.base, if self.merge_base { "..." } else { ".." }, self.head)
+    }
+}
+
+/// Every added or modified blob between the range's base and head trees; with
+/// `all_commits`, also every blob any commit of the range added (even if removed later).
+pub fn range(repo: &Repository, r: &Range, all_commits: bool) -> Result<Vec<Change>, GitError> {
+    let head = commit_of(repo, &r.head, "head revision")?;
+    let base = commit_of(repo, &r.base, "base revision")?;
+    let base_oid = if r.merge_base {
+        repo.merge_base(base.id(), head.id()).map_err(|_| GitError::MissingRevision {
+            what: "merge base of",
+            rev: r.display(),
+            shallow: shallow_hint(repo),
+        })?
+    } else {
+        base.id()
+    };
+    let base_tree = repo.find_commit(base_oid)?.tree()?;
+    let head_tree = head.tree()?;
+    let mut diff = repo.diff_tree_to_tree(Some(&base_tree), Some(&head_tree), Some(&mut diff_options()))?;
+    let mut out = collect(&mut diff, Some(head.id().to_string()))?;
+    if all_commits {
+        let mut walk = repo.revwalk()?;
+        walk.push(head.id())?;
+        walk.hide(base_oid)?;
+        for id in walk {
+            let c = repo.find_commit(id?)?;
+            let parent_tree: Option<Tree<'_>> = match c.parent(0) {
+                Ok(p) => Some(p.tree()?),
+                Err(_) => None,
+            };
+            let tree = c.tree()?;
+            let mut d = repo.diff_tree_to_tree(parent_tree.as_ref(), Some(&tree), Some(&mut diff_options()))?;
+            for ch in collect(&mut d, Some(c.id().to_string()))? {
+                if !out.iter().any(|o| o.oid == ch.oid && o.path == ch.path) {
+                    out.push(ch);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Every blob of a commit's tree (a new branch has no base to diff against).
+pub fn whole_tree(repo: &Repository, rev: &str) -> Result<Vec<Change>, GitError> {
+    let commit = commit_of(repo, rev, "revision")?;
+    let tree = commit.tree()?;
+    let mut out = Vec::new();
+    let id = commit.id().to_string();
+    tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+        if entry.kind() == Some(ObjectType::Blob) && scannable(entry.filemode() as u32) {
+            out.push(Change {
+                path: format!("{dir}{}", entry.name().unwrap_or_default()),
+                oid: entry.id(),
+                status: "tree",
+                from: None,
+                commit: Some(id.clone()),
+            });
+        }
+        git2::TreeWalkResult::Ok
+    })?;
+    Ok(out)
+}
+
+/// Size of a blob without reading it.
+pub fn blob_size(repo: &Repository, oid: Oid) -> Result<u64, GitError> {
+    let (size, _) = repo.odb()?.read_header(oid)?;
+    Ok(size as u64)
+}
+
+pub fn read_blob(repo: &Repository, oid: Oid) -> Result<Vec<u8>, GitError> {
+    Ok(repo.find_blob(oid)?.content().to_vec())
+}
+
+/// A Git LFS pointer: (oid, size).
+pub fn lfs_pointer(data: &[u8]) -> Option<(String, u64)> {
+    if data.len() > 1024 || !data.starts_with(b"version https://git-lfs.github.com/spec/v1\n") {
+        return None;
+    }
+    let text = std::str::from_utf8(data).ok()?;
+    let mut oid = None;
+    let mut size = None;
+    for line in text.lines() {
+        if let Some(o) = line.strip_prefix("oid sha256:") {
+            let o = o.trim().to_ascii_lowercase();
+            if o.len() == 64 && o.bytes().all(|b| b.is_ascii_hexdigit()) {
+                oid = Some(o);
+            }
+        } else if let Some(s) = line.strip_prefix("size ") {
+            size = s.trim().parse().ok();
+        }
+    }
+    Some((oid?, size?))
+}
+
+/// Where git-lfs keeps an object locally (in the common git directory, shared by worktrees).
+pub fn lfs_object_path(repo: &Repository, oid: &str) -> PathBuf {
+    repo.commondir().join("lfs").join("objects").join(&oid[..2]).join(&oid[2..4]).join(oid)
+}
+
+/// The range a CI job should scan, from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CiTarget {
+    Range(Range),
+    /// A new branch: no base to diff against, so the whole tree of this commit.
+    Tree(String),
+}
+
+const ZERO: &str = "0000000000000000000000000000000000000000";
+
+fn is_zero(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b == b'0')
+}
+
+/// GitHub Actions (`GITHUB_EVENT_PATH`) or GitLab CI (`CI_*`) detection.
+pub fn detect_ci(env: &dyn Fn(&str) -> Option<String>) -> Result<CiTarget, GitError> {
+    if let Some(path) = env("GITHUB_EVENT_PATH").filter(|_| env("GITHUB_ACTIONS").as_deref() == Some("true")) {
+        let text = std::fs::read_to_string(&path).map_err(|e| GitError::Ci(format!("cannot read {path}: {e}")))?;
+        let ev: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| GitError::Ci(format!("{path} is not JSON: {e}")))?;
+        let s = |v: &serde_json::Value| v.as_str().map(str::to_string);
+        if let (Some(base), Some(head)) = (s(&ev["pull_request"]["base"]["sha"]), s(&ev["pull_request"]["head"]["sha"])) {
+            return Ok(CiTarget::Range(Range {
+                base,
+                head,
+                merge_base: true,
+            }));
+        }
+        let after = s(&ev["after"]).or_else(|| env("GITHUB_SHA"));
+        return match (s(&ev["before"]), after) {
+            (Some(before), Some(after)) if !is_zero(&before) => Ok(CiTarget::Range(Range {
+                base: before,
+                head: after,
+                merge_base: false,
+            })),
+            (_, Some(after)) => Ok(CiTarget::Tree(after)),
+            _ => Err(GitError::Ci(format!("{path}: neither pull_request base/head nor push before/after"))),
+        };
+    }
+    if env("GITLAB_CI").as_deref() == Some("true") {
+        let head = env("CI_COMMIT_SHA").ok_or_else(|| GitError::Ci("CI_COMMIT_SHA is not set".into()))?;
+        if let Some(base) = env("CI_MERGE_REQUEST_DIFF_BASE_SHA").filter(|s| !s.is_empty()) {
+            return Ok(CiTarget::Range(Range {
+                base,
+                head,
+                merge_base: false,
+            }));
+        }
+        return match env("CI_COMMIT_BEFORE_SHA").filter(|s| !s.is_empty() && !is_zero(s)) {
+            Some(before) => Ok(CiTarget::Range(Range {
+                base: before,
+                head,
+                merge_base: false,
+            })),
+            None => Ok(CiTarget::Tree(head)),
+        };
+    }
+    let _ = ZERO;
+    Err(GitError::Ci(
+        "neither GitHub Actions (GITHUB_ACTIONS, GITHUB_EVENT_PATH) nor GitLab CI (GITLAB_CI) detected".into(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse() {
+        let r = Range::parse("main...feature").ok();
+        assert_eq!(r.map(|r| (r.base, r.head, r.merge_base)), Some(("main".into(), "feature".into(), true)));
+        let r = Range::parse("a..").ok();
+        assert_eq!(r.map(|r| (r.head, r.merge_base)), Some(("HEAD".into(), false)));
+        assert!(Range::parse("main").is_err());
+    }
+
+    #[test]
+    fn lfs_pointers_parse() {
+        let p = b"version https://git-lfs.github.com/spec/v1\noid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n";
+        assert_eq!(lfs_pointer(p).map(|x| x.1), Some(12345));
+        assert!(lfs_pointer(b"hello").is_none());
+    }
+
+    #[test]
+    fn ci_detection() {
+        let dir = std::env::temp_dir().join(format!("pg-ci-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let ev = dir.join("event.json");
+        let _ = std::fs::write(&ev, r#"{"pull_request":{"base":{"sha":"aaa"},"head":{"sha":"bbb"}}}"#);
+        let evs = ev.to_string_lossy().into_owned();
+        let gh = |k: &str| match k {
+            "GITHUB_ACTIONS" => Some("true".to_string()),
+            "GITHUB_EVENT_PATH" => Some(evs.clone()),
+            _ => None,
+        };
+        assert_eq!(
+            detect_ci(&gh).ok(),
+            Some(CiTarget::Range(Range {
+                base: "aaa".into(),
+                head: "bbb".into(),
+                merge_base: true
+            }))
+        );
+        let _ = std::fs::write(&ev, format!(r#"{{"before":"{ZERO}","after":"ccc"}}"#));
+        assert_eq!(detect_ci(&gh).ok(), Some(CiTarget::Tree("ccc".into())));
+        let gl = |k: &str| match k {
+            "GITLAB_CI" => Some("true".to_string()),
+            "CI_COMMIT_SHA" => Some("head".to_string()),
+            "CI_MERGE_REQUEST_DIFF_BASE_SHA" => Some("base".to_string()),
+            _ => None,
+        };
+        assert_eq!(
+            detect_ci(&gl).ok(),
+            Some(CiTarget::Range(Range {
+                base: "base".into(),
+                head: "head".into(),
+                merge_base: false
+            }))
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,108 @@
+//! GitHub Actions workflow commands (`::error file=…::…`), most severe first, and a
+//! markdown table for `$GITHUB_STEP_SUMMARY`.
+
+use crate::config::Level;
+use crate::finding::{Finding, Severity};
+use crate::scan::FileReport;
+use std::fmt::Write;
+
+/// Escaping for the message part of a workflow command.
+pub fn escape_data(s: &str) -> String {
+    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+/// Escaping for a property value (`file=`, `title=`): also `:` and `,`.
+pub fn escape_property(s: &str) -> String {
+    escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+fn command(f: &Finding) -> &'static str {
+    match (f.level, f.severity) {
+        (Level::Warn, _) | (_, Severity::Warning) => "warning",
+        (_, Severity::Note) => "notice",
+        _ => "error",
+    }
+}
+
+fn sorted(reports: &[FileReport]) -> Vec<(&FileReport, &Finding)> {
+    let mut all: Vec<(&FileReport, &Finding)> =
+        reports.iter().flat_map(|r| r.findings.iter().map(move |f| (r, f))).collect();
+    all.sort_by(|a, b| {
+        b.1.severity
+            .cmp(&a.1.severity)
+            .then(a.0.path.cmp(&b.0.path))
+            .then(a.1.offset.cmp(&b.1.offset))
+    });
+    all
+}
+
+fn clean_path(p: &str) -> &str {
+    p.trim_start_matches("./")
+}
+
+pub fn render(reports: &[FileReport]) -> String {
+    let mut out = String::new();
+    for (r, f) in sorted(reports) {
+        let place = match &f.member {
+            Some(m) => format!(" [{m} @ byte {}]", f.offset),
+            None => format!(" [byte {}]", f.offset),
+        };
+        let title = format!("picklegate {} ({})", f.rule.id(), f.severity.as_str());
+        let _ = writeln!(
+            out,
+            "::{} file={},line=1,title={}::{}",
+            command(f),
+            escape_property(clean_path(&r.path)),
+            escape_property(&title),
+            escape_data(&format!("{}{place}\n{}", f.message, f.rule.help()))
+        );
+    }
+    for r in reports {
+        if let Some(e) = &r.error {
+            let _ = writeln!(out, "::error file={}::{}", escape_property(clean_path(&r.path)), escape_data(e));
+        }
+    }
+    out.push_str(&super::human::summary_line(reports));
+    out
+}
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The markdown appended to `$GITHUB_STEP_SUMMARY`.
+pub fn step_summary(reports: &[FileReport]) -> String {
+    let mut out = String::from("## picklegate\n\n");
+    let all = sorted(reports);
+    if all.is_empty() {
+        let _ = writeln!(out, "No findings in {} file(s).", reports.len());
+        return out;
+    }
+    out.push_str("| Severity | Rule | File | Member | Byte | Global | Message |\n");
+    out.push_str("|---|---|---|---|---:|---|---|\n");
+    for (r, f) in all {
+        let _ = writeln!(
+            out,
+            "| {} | `{}` | `{}` | {} | {} | {} | {} |",
+            f.severity.as_str(),
+            f.rule.id(),
+            cell(clean_path(&r.path)),
+            f.member.as_deref().map(|m| format!("`{}`", cell(m))).unwrap_or_default(),
+            f.offset,
+            f.global.as_deref().map(|g| format!("`{}`", cell(g))).unwrap_or_default(),
+            cell(&f.message)
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_like_the_actions_toolkit() {
+        assert_eq!(escape_data("50%\r\nx"), "50%25%0D%0Ax");
+        assert_eq!(escape_property("a:b,c%"), "a%3Ab%2Cc%25");
+    }
+}
