@@ -5,10 +5,11 @@ use crate::config::{self, Config, Level};
 use crate::diag::Diag;
 use crate::disasm::{self, Style};
 use crate::finding::Rule;
+use crate::git;
 use crate::learn;
 use crate::policy;
 use crate::report::{self, Summary};
-use crate::scan::{self, ScanOptions};
+use crate::scan::{self, FileReport, ScanOptions};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -25,6 +26,15 @@ struct Cli {
 enum Format {
     Human,
     Json,
+    Sarif,
+    Github,
+    Gitlab,
+}
+
+impl Format {
+    fn parse(s: &str) -> Option<Format> {
+        <Format as ValueEnum>::from_str(s, true).ok()
+    }
 }
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
@@ -40,14 +50,41 @@ struct ConfigArgs {
     config: Option<PathBuf>,
 }
 
+#[derive(Args, Clone, Default)]
+struct GitArgs {
+    /// Scan what is staged (HEAD vs the index), reading blobs from the index, never the working tree.
+    #[arg(long, conflicts_with_all = ["diff", "hook", "ci"])]
+    staged: bool,
+    /// Scan every added or modified blob in BASE..HEAD (or BASE...HEAD from the merge base).
+    #[arg(long, value_name = "RANGE", conflicts_with_all = ["hook", "ci"])]
+    diff: Option<String>,
+    /// pre-commit mode: scan the index blobs of the named files (a range when PRE_COMMIT_FROM_REF/TO_REF are set).
+    #[arg(long, conflicts_with = "ci")]
+    hook: bool,
+    /// Detect the range from GitHub Actions or GitLab CI variables.
+    #[arg(long)]
+    ci: bool,
+    /// With a range: also every blob any commit of the range added, even if removed later.
+    #[arg(long)]
+    all_commits: bool,
+    /// Largest git blob read (bytes); larger blobs are a budget finding.
+    #[arg(long, value_name = "BYTES", default_value_t = 4 << 30)]
+    max_blob_size: u64,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Scan files and directories; content decides what is a pickle, never the name.
     Scan {
-        /// Files or directories (default: the current directory).
+        /// Files or directories (default: the current directory); with --hook, the files pre-commit passes.
         paths: Vec<PathBuf>,
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
+        #[command(flatten)]
+        git: GitArgs,
+        /// Also write a report: FORMAT=PATH (json, sarif, github, gitlab, human; repeatable).
+        #[arg(long = "report", value_name = "FORMAT=PATH")]
+        reports: Vec<String>,
         /// Use these embedded presets for every path instead of the configured policies (repeatable).
         #[arg(long = "preset", value_name = "NAME")]
         presets: Vec<String>,
@@ -110,10 +147,12 @@ pub fn main() -> i32 {
         Command::Scan {
             paths,
             format,
+            git,
+            reports,
             presets,
             levels,
             config,
-        } => run_scan(paths, format, &presets, &levels, &config),
+        } => run_scan(paths, format, &git, &reports, &presets, &levels, &config),
         Command::Disasm {
             file,
             format,
@@ -221,9 +260,231 @@ fn lfs_oid(path: &Path) -> Option<String> {
         .map(|s| s.trim().to_ascii_lowercase())
 }
 
+fn parse_reports(reports: &[String]) -> Result<Vec<(Format, PathBuf)>, String> {
+    reports
+        .iter()
+        .map(|r| {
+            let (f, p) = r
+                .split_once('=')
+                .ok_or_else(|| format!("--report `{r}`: expected FORMAT=PATH"))?;
+            let f = Format::parse(f).ok_or_else(|| format!("--report: unknown format `{f}`"))?;
+            Ok((f, PathBuf::from(p)))
+        })
+        .collect()
+}
+
+fn render(format: Format, reports: &[FileReport], color_ok: bool) -> String {
+    match format {
+        Format::Human => report::human::render(reports, color_ok),
+        Format::Json => report::json::render(reports),
+        Format::Sarif => report::sarif::render(reports),
+        Format::Github => report::github::render(reports),
+        Format::Gitlab => report::gitlab::render(reports),
+    }
+}
+
+/// Writes next to the target and renames over it: never a partial report.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.picklegate-{}.tmp", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+fn digest_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// What a scan looks at.
+enum Targets {
+    Files(Vec<PathBuf>),
+    Blobs(
+        git2::Repository,
+        Vec<git::Change>,
+        &'static str,
+        Option<String>,
+    ),
+}
+
+fn git_targets(paths: &[PathBuf], g: &GitArgs) -> Result<Option<Targets>, String> {
+    if !(g.staged || g.diff.is_some() || g.hook || g.ci) {
+        return Ok(None);
+    }
+    let repo = git::open().map_err(|e| e.to_string())?;
+    let names: Vec<String> = paths
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let only = |mut v: Vec<git::Change>| {
+        if !names.is_empty() {
+            let wanted: std::collections::HashSet<String> = names
+                .iter()
+                .map(|n| n.trim_start_matches("./").replace('\\', "/"))
+                .collect();
+            v.retain(|c| wanted.contains(&c.path));
+        }
+        v
+    };
+    let env_range = |from: String, to: String| git::Range {
+        base: from,
+        head: to,
+        merge_base: false,
+    };
+    let (changes, kind, range) = if g.staged {
+        (
+            only(git::staged(&repo).map_err(|e| e.to_string())?),
+            "staged",
+            None,
+        )
+    } else if let Some(spec) = &g.diff {
+        let r = git::Range::parse(spec).map_err(|e| e.to_string())?;
+        let c = git::range(&repo, &r, g.all_commits).map_err(|e| e.to_string())?;
+        (only(c), "range", Some(r.display()))
+    } else if g.hook {
+        match (
+            std::env::var("PRE_COMMIT_FROM_REF"),
+            std::env::var("PRE_COMMIT_TO_REF"),
+        ) {
+            (Ok(from), Ok(to)) if !from.is_empty() && !to.is_empty() => {
+                let r = env_range(from, to);
+                let c = git::range(&repo, &r, g.all_commits).map_err(|e| e.to_string())?;
+                (only(c), "range", Some(r.display()))
+            }
+            _ => (
+                git::index_blobs(&repo, &names).map_err(|e| e.to_string())?,
+                "hook",
+                None,
+            ),
+        }
+    } else {
+        let env = |k: &str| std::env::var(k).ok();
+        match git::detect_ci(&env).map_err(|e| e.to_string())? {
+            git::CiTarget::Range(r) => {
+                let c = git::range(&repo, &r, g.all_commits).map_err(|e| e.to_string())?;
+                (only(c), "range", Some(r.display()))
+            }
+            git::CiTarget::Tree(rev) => (
+                only(git::whole_tree(&repo, &rev).map_err(|e| e.to_string())?),
+                "tree",
+                Some(rev),
+            ),
+        }
+    };
+    Ok(Some(Targets::Blobs(repo, changes, kind, range)))
+}
+
+/// Scans one git blob; LFS pointers are resolved to the local object.
+fn scan_blob(
+    repo: &git2::Repository,
+    change: &git::Change,
+    kind: &'static str,
+    range: &Option<String>,
+    policy: &policy::Policy,
+    opts: &ScanOptions,
+    max_blob: u64,
+) -> (FileReport, Option<String>) {
+    let mut source = scan::Source {
+        kind,
+        blob: change.oid.to_string(),
+        commit: change.commit.clone(),
+        range: range.clone(),
+        status: change.status,
+        renamed_from: change.from.clone(),
+        lfs_oid: None,
+    };
+    let unreadable = |msg: String, source: scan::Source| {
+        let mut r = scan::scan_bytes(&change.path, &[], policy, opts);
+        r.status = scan::Status::Error;
+        r.format = "unreadable";
+        r.error = Some(msg);
+        r.source = Some(source);
+        (r, None)
+    };
+    let size = match git::blob_size(repo, change.oid) {
+        Ok(s) => s,
+        Err(e) => {
+            return unreadable(
+                format!("{}: cannot read blob {}: {e}", change.path, change.oid),
+                source,
+            )
+        }
+    };
+    if size > max_blob {
+        let mut r = scan::scan_bytes(&change.path, &[], policy, opts);
+        r.findings.push(crate::finding::Finding::new(
+            Rule::BudgetExceeded,
+            0,
+            format!("blob of {size} bytes exceeds --max-blob-size {max_blob}; not read"),
+        ));
+        r.refresh_status();
+        r.source = Some(source);
+        return (r, None);
+    }
+    let data = match git::read_blob(repo, change.oid) {
+        Ok(d) => d,
+        Err(e) => {
+            return unreadable(
+                format!("{}: cannot read blob {}: {e}", change.path, change.oid),
+                source,
+            )
+        }
+    };
+    if let Some((oid, _)) = git::lfs_pointer(&data) {
+        source.lfs_oid = Some(oid.clone());
+        let object = git::lfs_object_path(repo, &oid);
+        let mut r = if object.is_file() {
+            match sha256_file(&object) {
+                Some(d) if d == oid => {
+                    let mut r = scan::scan_file(&object, policy, opts);
+                    r.path = change.path.clone();
+                    r
+                }
+                _ => {
+                    let mut r = scan::scan_bytes(&change.path, &data, policy, opts);
+                    r.findings.retain(|f| f.rule != Rule::LfsPointer);
+                    r.findings.push(crate::finding::Finding::new(
+                        Rule::NotInspectable,
+                        0,
+                        format!("the local Git LFS object for oid {oid} does not match its digest"),
+                    ));
+                    r
+                }
+            }
+        } else {
+            let mut r = scan::scan_bytes(&change.path, &data, policy, opts);
+            for f in r.findings.iter_mut().filter(|f| f.rule == Rule::LfsPointer) {
+                f.message = format!(
+                    "Git LFS object {oid} is not available locally (fetch it with `git lfs pull`, or `lfs: true` in actions/checkout); the model was not inspected"
+                );
+            }
+            r
+        };
+        r.source = Some(source);
+        return (r, Some(oid));
+    }
+    let mut r = scan::scan_bytes(&change.path, &data, policy, opts);
+    r.source = Some(source);
+    (r, Some(digest_hex(&data)))
+}
+
 fn run_scan(
     paths: Vec<PathBuf>,
     format: Format,
+    g: &GitArgs,
+    side: &[String],
     presets: &[String],
     levels: &[String],
     args: &ConfigArgs,
@@ -238,14 +499,14 @@ fn run_scan(
             return 2;
         }
     }
-    let cli_levels = match parse_levels(levels) {
-        Ok(l) => l,
-        Err(e) => {
+    let (cli_levels, side) = match (parse_levels(levels), parse_reports(side)) {
+        (Ok(l), Ok(s)) => (l, s),
+        (Err(e), _) | (_, Err(e)) => {
             eprintln!("picklegate: error: {e}");
             return 2;
         }
     };
-    let mut config = match load_config(args, !presets.is_empty() || format == Format::Json) {
+    let mut config = match load_config(args, !presets.is_empty() || format != Format::Human) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -258,37 +519,93 @@ fn run_scan(
             }
         };
     }
-    let full_scan = paths.is_empty();
-    let paths = if paths.is_empty() {
-        vec![PathBuf::from(".")]
-    } else {
-        paths
+    let targets = match git_targets(&paths, g) {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            let paths = if paths.is_empty() {
+                vec![PathBuf::from(".")]
+            } else {
+                paths.clone()
+            };
+            Targets::Files(paths)
+        }
+        Err(e) => {
+            eprintln!("picklegate: error: {e}");
+            return 2;
+        }
     };
-    let (files, mut reports) = scan::collect(&paths);
+    let full_scan = paths.is_empty() && matches!(targets, Targets::Files(_));
     let opts = ScanOptions::default();
     let mut used_exceptions = std::collections::HashSet::new();
-    for f in &files {
-        let rel = config.relative(f);
-        if config.is_excluded(&rel) {
-            continue;
+    let mut reports = Vec::new();
+    match &targets {
+        Targets::Files(paths) => {
+            let (files, errors) = scan::collect(paths);
+            reports.extend(errors);
+            for f in &files {
+                let rel = config.relative(f);
+                if config.is_excluded(&rel) {
+                    continue;
+                }
+                let (policy, _) = config.policy_for(&rel);
+                let mut report = scan::scan_file(f, policy, &opts);
+                let mut digest = || lfs_oid(f).or_else(|| sha256_file(f));
+                if let Some(ex) = config.apply(&rel, &mut report.findings, &cli_levels, &mut digest)
+                {
+                    used_exceptions.insert(ex.origin.clone());
+                    report.exception = Some(format!("{} ({}): {}", ex.path, ex.origin, ex.reason));
+                }
+                report.refresh_status();
+                reports.push(report);
+            }
         }
-        let (policy, _) = config.policy_for(&rel);
-        let mut report = scan::scan_file(f, policy, &opts);
-        let mut digest = || lfs_oid(f).or_else(|| sha256_file(f));
-        if let Some(ex) = config.apply(&rel, &mut report.findings, &cli_levels, &mut digest) {
-            used_exceptions.insert(ex.origin.clone());
-            report.exception = Some(format!("{} ({}): {}", ex.path, ex.origin, ex.reason));
+        Targets::Blobs(repo, changes, kind, range) => {
+            let workdir = repo
+                .workdir()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."));
+            for c in changes {
+                let rel = config.relative_lexical(&workdir, &c.path);
+                if config.is_excluded(&rel) {
+                    continue;
+                }
+                let (policy, _) = config.policy_for(&rel);
+                let (mut report, digest) =
+                    scan_blob(repo, c, kind, range, policy, &opts, g.max_blob_size);
+                let mut digest = || digest.clone();
+                if let Some(ex) = config.apply(&rel, &mut report.findings, &cli_levels, &mut digest)
+                {
+                    used_exceptions.insert(ex.origin.clone());
+                    report.exception = Some(format!("{} ({}): {}", ex.path, ex.origin, ex.reason));
+                }
+                report.refresh_status();
+                reports.push(report);
+            }
         }
-        report.refresh_status();
-        reports.push(report);
     }
-    let text = match format {
-        Format::Human => report::human::render(&reports, color(std::io::stdout().is_terminal())),
-        Format::Json => report::json::render(&reports),
-    };
+    let text = render(format, &reports, color(std::io::stdout().is_terminal()));
     let mut stdout = std::io::stdout().lock();
     if writeln!(stdout, "{}", text.trim_end()).is_err() {
         return 2;
+    }
+    drop(stdout);
+    for (f, path) in &side {
+        if let Err(e) = write_atomically(path, &render(*f, &reports, false)) {
+            eprintln!("picklegate: error: cannot write {}: {e}", path.display());
+            return 2;
+        }
+    }
+    let github = format == Format::Github || side.iter().any(|(f, _)| *f == Format::Github);
+    if let (true, Some(summary)) = (github, std::env::var_os("GITHUB_STEP_SUMMARY")) {
+        let md = report::github::step_summary(&reports);
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&summary)
+            .and_then(|mut f| f.write_all(md.as_bytes()));
+        if let Err(e) = appended {
+            eprintln!("picklegate: warning: cannot append to GITHUB_STEP_SUMMARY: {e}");
+        }
     }
     if full_scan && presets.is_empty() {
         warn_unused(&config, &used_exceptions);

@@ -553,6 +553,17 @@ impl Config {
         normalize(&path.to_string_lossy())
     }
 
+    /// A repository path (relative to `workdir`) relative to the configuration root,
+    /// without touching the working tree (the file may not exist there).
+    pub fn relative_lexical(&self, workdir: &Path, repo_path: &str) -> String {
+        let wd = std::fs::canonicalize(workdir).unwrap_or_else(|_| workdir.to_path_buf());
+        let root = std::fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone());
+        match wd.join(repo_path).strip_prefix(&root) {
+            Ok(rel) => normalize(&rel.to_string_lossy()),
+            Err(_) => normalize(repo_path),
+        }
+    }
+
     pub fn is_excluded(&self, rel: &str) -> bool {
         self.exclude.is_match(rel)
     }

@@ -53,7 +53,8 @@ fn scannable(mode: u32) -> bool {
 }
 
 fn path_of(p: Option<&std::path::Path>) -> String {
-    p.map(|p| p.to_string_lossy().replace('\\', "/")).unwrap_or_default()
+    p.map(|p| p.to_string_lossy().replace('\\', "/"))
+        .unwrap_or_default()
 }
 
 fn status_name(d: Delta) -> Option<&'static str> {
@@ -73,7 +74,9 @@ fn collect(diff: &mut git2::Diff<'_>, commit: Option<String>) -> Result<Vec<Chan
     diff.find_similar(Some(&mut find))?;
     let mut out = Vec::new();
     for d in diff.deltas() {
-        let Some(status) = status_name(d.status()) else { continue };
+        let Some(status) = status_name(d.status()) else {
+            continue;
+        };
         let new = d.new_file();
         if !scannable(u32::from(new.mode())) || new.id().is_zero() {
             continue;
@@ -82,7 +85,8 @@ fn collect(diff: &mut git2::Diff<'_>, commit: Option<String>) -> Result<Vec<Chan
             path: path_of(new.path()),
             oid: new.id(),
             status,
-            from: matches!(d.status(), Delta::Renamed | Delta::Copied).then(|| path_of(d.old_file().path())),
+            from: matches!(d.status(), Delta::Renamed | Delta::Copied)
+                .then(|| path_of(d.old_file().path())),
             commit: commit.clone(),
         });
     }
@@ -102,7 +106,8 @@ pub fn staged(repo: &Repository) -> Result<Vec<Change>, GitError> {
         Err(_) => None,
     };
     let index = repo.index()?;
-    let mut diff = repo.diff_tree_to_index(head.as_ref(), Some(&index), Some(&mut diff_options()))?;
+    let mut diff =
+        repo.diff_tree_to_index(head.as_ref(), Some(&index), Some(&mut diff_options()))?;
     collect(&mut diff, None)
 }
 
@@ -137,7 +142,11 @@ fn shallow_hint(repo: &Repository) -> &'static str {
     }
 }
 
-fn commit_of<'r>(repo: &'r Repository, rev: &str, what: &'static str) -> Result<git2::Commit<'r>, GitError> {
+fn commit_of<'r>(
+    repo: &'r Repository,
+    rev: &str,
+    what: &'static str,
+) -> Result<git2::Commit<'r>, GitError> {
     repo.revparse_single(rev)
         .and_then(|o| o.peel_to_commit())
         .map_err(|_| GitError::MissingRevision {
@@ -177,7 +186,12 @@ impl Range {
     }
 
     pub fn display(&self) -> String {
-        format!("{}{}{}", self.base, if self.merge_base { "..." } else { ".." }, self.head)
+        format!(
+            "{}{}{}",
+            self.base,
+            if self.merge_base { "..." } else { ".." },
+            self.head
+        )
     }
 }
 
@@ -187,17 +201,22 @@ pub fn range(repo: &Repository, r: &Range, all_commits: bool) -> Result<Vec<Chan
     let head = commit_of(repo, &r.head, "head revision")?;
     let base = commit_of(repo, &r.base, "base revision")?;
     let base_oid = if r.merge_base {
-        repo.merge_base(base.id(), head.id()).map_err(|_| GitError::MissingRevision {
-            what: "merge base of",
-            rev: r.display(),
-            shallow: shallow_hint(repo),
-        })?
+        repo.merge_base(base.id(), head.id())
+            .map_err(|_| GitError::MissingRevision {
+                what: "merge base of",
+                rev: r.display(),
+                shallow: shallow_hint(repo),
+            })?
     } else {
         base.id()
     };
     let base_tree = repo.find_commit(base_oid)?.tree()?;
     let head_tree = head.tree()?;
-    let mut diff = repo.diff_tree_to_tree(Some(&base_tree), Some(&head_tree), Some(&mut diff_options()))?;
+    let mut diff = repo.diff_tree_to_tree(
+        Some(&base_tree),
+        Some(&head_tree),
+        Some(&mut diff_options()),
+    )?;
     let mut out = collect(&mut diff, Some(head.id().to_string()))?;
     if all_commits {
         let mut walk = repo.revwalk()?;
@@ -210,7 +229,11 @@ pub fn range(repo: &Repository, r: &Range, all_commits: bool) -> Result<Vec<Chan
                 Err(_) => None,
             };
             let tree = c.tree()?;
-            let mut d = repo.diff_tree_to_tree(parent_tree.as_ref(), Some(&tree), Some(&mut diff_options()))?;
+            let mut d = repo.diff_tree_to_tree(
+                parent_tree.as_ref(),
+                Some(&tree),
+                Some(&mut diff_options()),
+            )?;
             for ch in collect(&mut d, Some(c.id().to_string()))? {
                 if !out.iter().any(|o| o.oid == ch.oid && o.path == ch.path) {
                     out.push(ch);
@@ -275,7 +298,12 @@ pub fn lfs_pointer(data: &[u8]) -> Option<(String, u64)> {
 
 /// Where git-lfs keeps an object locally (in the common git directory, shared by worktrees).
 pub fn lfs_object_path(repo: &Repository, oid: &str) -> PathBuf {
-    repo.commondir().join("lfs").join("objects").join(&oid[..2]).join(&oid[2..4]).join(oid)
+    repo.commondir()
+        .join("lfs")
+        .join("objects")
+        .join(&oid[..2])
+        .join(&oid[2..4])
+        .join(oid)
 }
 
 /// The range a CI job should scan, from the environment.
@@ -294,12 +322,18 @@ fn is_zero(s: &str) -> bool {
 
 /// GitHub Actions (`GITHUB_EVENT_PATH`) or GitLab CI (`CI_*`) detection.
 pub fn detect_ci(env: &dyn Fn(&str) -> Option<String>) -> Result<CiTarget, GitError> {
-    if let Some(path) = env("GITHUB_EVENT_PATH").filter(|_| env("GITHUB_ACTIONS").as_deref() == Some("true")) {
-        let text = std::fs::read_to_string(&path).map_err(|e| GitError::Ci(format!("cannot read {path}: {e}")))?;
-        let ev: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| GitError::Ci(format!("{path} is not JSON: {e}")))?;
+    if let Some(path) =
+        env("GITHUB_EVENT_PATH").filter(|_| env("GITHUB_ACTIONS").as_deref() == Some("true"))
+    {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| GitError::Ci(format!("cannot read {path}: {e}")))?;
+        let ev: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| GitError::Ci(format!("{path} is not JSON: {e}")))?;
         let s = |v: &serde_json::Value| v.as_str().map(str::to_string);
-        if let (Some(base), Some(head)) = (s(&ev["pull_request"]["base"]["sha"]), s(&ev["pull_request"]["head"]["sha"])) {
+        if let (Some(base), Some(head)) = (
+            s(&ev["pull_request"]["base"]["sha"]),
+            s(&ev["pull_request"]["head"]["sha"]),
+        ) {
             return Ok(CiTarget::Range(Range {
                 base,
                 head,
@@ -314,11 +348,14 @@ pub fn detect_ci(env: &dyn Fn(&str) -> Option<String>) -> Result<CiTarget, GitEr
                 merge_base: false,
             })),
             (_, Some(after)) => Ok(CiTarget::Tree(after)),
-            _ => Err(GitError::Ci(format!("{path}: neither pull_request base/head nor push before/after"))),
+            _ => Err(GitError::Ci(format!(
+                "{path}: neither pull_request base/head nor push before/after"
+            ))),
         };
     }
     if env("GITLAB_CI").as_deref() == Some("true") {
-        let head = env("CI_COMMIT_SHA").ok_or_else(|| GitError::Ci("CI_COMMIT_SHA is not set".into()))?;
+        let head =
+            env("CI_COMMIT_SHA").ok_or_else(|| GitError::Ci("CI_COMMIT_SHA is not set".into()))?;
         if let Some(base) = env("CI_MERGE_REQUEST_DIFF_BASE_SHA").filter(|s| !s.is_empty()) {
             return Ok(CiTarget::Range(Range {
                 base,
@@ -348,9 +385,15 @@ mod tests {
     #[test]
     fn ranges_parse() {
         let r = Range::parse("main...feature").ok();
-        assert_eq!(r.map(|r| (r.base, r.head, r.merge_base)), Some(("main".into(), "feature".into(), true)));
+        assert_eq!(
+            r.map(|r| (r.base, r.head, r.merge_base)),
+            Some(("main".into(), "feature".into(), true))
+        );
         let r = Range::parse("a..").ok();
-        assert_eq!(r.map(|r| (r.head, r.merge_base)), Some(("HEAD".into(), false)));
+        assert_eq!(
+            r.map(|r| (r.head, r.merge_base)),
+            Some(("HEAD".into(), false))
+        );
         assert!(Range::parse("main").is_err());
     }
 
@@ -366,7 +409,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("pg-ci-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
         let ev = dir.join("event.json");
-        let _ = std::fs::write(&ev, r#"{"pull_request":{"base":{"sha":"aaa"},"head":{"sha":"bbb"}}}"#);
+        let _ = std::fs::write(
+            &ev,
+            r#"{"pull_request":{"base":{"sha":"aaa"},"head":{"sha":"bbb"}}}"#,
+        );
         let evs = ev.to_string_lossy().into_owned();
         let gh = |k: &str| match k {
             "GITHUB_ACTIONS" => Some("true".to_string()),

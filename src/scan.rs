@@ -152,7 +152,7 @@ pub fn scan_file(path: &Path, policy: &Policy, opts: &ScanOptions) -> FileReport
                 streams: 0,
                 bytes_read: 0,
                 exception: None,
-            source: None,
+                source: None,
             }
         }
     };
@@ -184,7 +184,7 @@ pub fn collect(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<FileReport>) {
                 streams: 0,
                 bytes_read: 0,
                 exception: None,
-            source: None,
+                source: None,
             }),
         }
     }
@@ -204,7 +204,7 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<FileReport>) {
                 streams: 0,
                 bytes_read: 0,
                 exception: None,
-            source: None,
+                source: None,
             });
             return;
         }

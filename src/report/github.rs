@@ -8,7 +8,9 @@ use std::fmt::Write;
 
 /// Escaping for the message part of a workflow command.
 pub fn escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 /// Escaping for a property value (`file=`, `title=`): also `:` and `,`.
@@ -25,8 +27,10 @@ fn command(f: &Finding) -> &'static str {
 }
 
 fn sorted(reports: &[FileReport]) -> Vec<(&FileReport, &Finding)> {
-    let mut all: Vec<(&FileReport, &Finding)> =
-        reports.iter().flat_map(|r| r.findings.iter().map(move |f| (r, f))).collect();
+    let mut all: Vec<(&FileReport, &Finding)> = reports
+        .iter()
+        .flat_map(|r| r.findings.iter().map(move |f| (r, f)))
+        .collect();
     all.sort_by(|a, b| {
         b.1.severity
             .cmp(&a.1.severity)
@@ -59,7 +63,12 @@ pub fn render(reports: &[FileReport]) -> String {
     }
     for r in reports {
         if let Some(e) = &r.error {
-            let _ = writeln!(out, "::error file={}::{}", escape_property(clean_path(&r.path)), escape_data(e));
+            let _ = writeln!(
+                out,
+                "::error file={}::{}",
+                escape_property(clean_path(&r.path)),
+                escape_data(e)
+            );
         }
     }
     out.push_str(&super::human::summary_line(reports));
@@ -87,9 +96,15 @@ pub fn step_summary(reports: &[FileReport]) -> String {
             f.severity.as_str(),
             f.rule.id(),
             cell(clean_path(&r.path)),
-            f.member.as_deref().map(|m| format!("`{}`", cell(m))).unwrap_or_default(),
+            f.member
+                .as_deref()
+                .map(|m| format!("`{}`", cell(m)))
+                .unwrap_or_default(),
             f.offset,
-            f.global.as_deref().map(|g| format!("`{}`", cell(g))).unwrap_or_default(),
+            f.global
+                .as_deref()
+                .map(|g| format!("`{}`", cell(g)))
+                .unwrap_or_default(),
             cell(&f.message)
         );
     }

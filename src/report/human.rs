@@ -57,7 +57,10 @@ pub fn render(reports: &[FileReport], color: bool) -> String {
 
 pub fn summary_line(reports: &[FileReport]) -> String {
     let s = Summary::of(reports);
-    let failing = reports.iter().filter(|r| r.status == Status::Findings).count();
+    let failing = reports
+        .iter()
+        .filter(|r| r.status == Status::Findings)
+        .count();
     format!(
         "picklegate: {} file(s) scanned, {} clean, {} with findings ({} finding(s)), {} unreadable\n",
         s.files, s.clean, failing, s.findings, s.errors

@@ -27,11 +27,17 @@ fn security_severity(sev: Severity) -> &'static str {
 }
 
 fn rule_name(r: Rule) -> String {
+    // SARIF1001: a name must differ from the id (compared without case).
+    if r == Rule::TorchScript {
+        return "TorchScriptArchive".into();
+    }
     r.id()
         .split('-')
         .map(|w| {
             let mut c = w.chars();
-            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
         })
         .collect()
 }

@@ -1,0 +1,369 @@
+//! The gate in real git repositories, driven by the `git` CLI: staged content is read
+//! from the index, ranges from the object database, LFS pointers from the local store.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn fixture(kind: &str, name: &str) -> Vec<u8> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(kind)
+        .join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn evil() -> Vec<u8> {
+    fixture("attacks", "a01_sequential_exec_head.pkl")
+}
+
+fn benign() -> Vec<u8> {
+    fixture("benign", "torch_linear.pkl")
+}
+
+struct Repo {
+    dir: tempfile::TempDir,
+}
+
+impl Repo {
+    fn new() -> Repo {
+        let r = Repo {
+            dir: tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")),
+        };
+        r.git(&["init", "-q", "-b", "main"]);
+        r.git(&["config", "user.email", "t@example.com"]);
+        r.git(&["config", "user.name", "T"]);
+        r
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn git(&self, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(self.root())
+            .output()
+            .unwrap_or_else(|e| panic!("git: {e}"));
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn write(&self, rel: &str, data: &[u8]) {
+        let p = self.root().join(rel);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::write(p, data).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn commit(&self, msg: &str) -> String {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "--allow-empty", "-m", msg]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    fn scan(&self, args: &[&str]) -> (i32, Value, String) {
+        scan_in(self.root(), args)
+    }
+}
+
+fn scan_in(dir: &Path, args: &[&str]) -> (i32, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_picklegate"))
+        .arg("scan")
+        .args(args)
+        .args(["--format", "json"])
+        .current_dir(dir)
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITLAB_CI")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let v = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    (
+        out.status.code().unwrap_or(-1),
+        v,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn paths(v: &Value) -> Vec<String> {
+    v["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["path"].as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn staged_content_is_what_gets_scanned() {
+    let repo = Repo::new();
+    repo.write("good.pkl", &benign());
+    repo.commit("init");
+    // Staged malicious, then edited clean in the working tree: still fails.
+    repo.write("model.pkl", &evil());
+    repo.git(&["add", "model.pkl"]);
+    repo.write("model.pkl", &benign());
+    let (code, v, err) = repo.scan(&["--staged"]);
+    assert_eq!(code, 1, "{v:#} {err}");
+    assert_eq!(paths(&v), vec!["model.pkl"]);
+    assert_eq!(v["files"][0]["source"]["kind"], "staged");
+    assert_eq!(v["files"][0]["source"]["status"], "added");
+    assert_eq!(v["files"][0]["findings"][0]["rule"], "code-execution");
+    // The working tree copy is clean.
+    assert_eq!(repo.scan(&["model.pkl"]).0, 0);
+    // Unstaged malicious content does not concern --staged.
+    repo.git(&["add", "model.pkl"]);
+    repo.write("model.pkl", &evil());
+    let (code, v, _) = repo.scan(&["--staged"]);
+    assert_eq!(code, 0, "{v:#}");
+}
+
+#[test]
+fn an_unborn_branch_diffs_against_the_empty_tree() {
+    let repo = Repo::new();
+    repo.write("a/evil.bin", &evil());
+    repo.write("a/ok.pkl", &benign());
+    repo.git(&["add", "-A"]);
+    let (code, v, _) = repo.scan(&["--staged"]);
+    assert_eq!(code, 1);
+    let mut p = paths(&v);
+    p.sort();
+    assert_eq!(p, vec!["a/evil.bin", "a/ok.pkl"]);
+}
+
+#[test]
+fn ranges_scan_the_head_state_and_all_commits_on_request() {
+    let repo = Repo::new();
+    repo.write("keep.pkl", &benign());
+    let base = repo.commit("base");
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    repo.write("tmp.pkl", &evil());
+    repo.commit("add evil");
+    repo.git(&["rm", "-q", "tmp.pkl"]);
+    repo.write("new.pkl", &benign());
+    repo.commit("remove evil");
+    // Head state is clean: the malicious blob came and went inside the range.
+    let (code, v, err) = repo.scan(&["--diff", &format!("{base}..HEAD")]);
+    assert_eq!(code, 0, "{v:#} {err}");
+    assert_eq!(paths(&v), vec!["new.pkl"]);
+    let (code, v, _) = repo.scan(&["--diff", &format!("{base}..HEAD"), "--all-commits"]);
+    assert_eq!(code, 1, "{v:#}");
+    assert!(paths(&v).contains(&"tmp.pkl".to_string()));
+    // A malicious blob in the head state fails the three-dot range from the merge base.
+    repo.write("new.pkl", &evil());
+    repo.commit("poison");
+    let (code, v, _) = repo.scan(&["--diff", "main...feature"]);
+    assert_eq!(code, 1);
+    assert_eq!(v["files"][0]["source"]["range"], "main...feature");
+    // Deletions are ignored.
+    repo.git(&["rm", "-q", "keep.pkl"]);
+    repo.write("new.pkl", &benign());
+    repo.commit("cleanup");
+    let (code, v, _) = repo.scan(&["--diff", "HEAD~1..HEAD"]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(paths(&v), vec!["new.pkl"]);
+}
+
+#[test]
+fn renames_are_followed() {
+    let repo = Repo::new();
+    repo.write("models/evil.pkl", &evil());
+    let base = repo.commit("base");
+    repo.git(&["mv", "models/evil.pkl", "models/renamed.pkl"]);
+    repo.commit("rename");
+    let (code, v, _) = repo.scan(&["--diff", &format!("{base}..HEAD")]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["files"][0]["path"], "models/renamed.pkl");
+    assert_eq!(v["files"][0]["source"]["status"], "renamed");
+    assert_eq!(v["files"][0]["source"]["renamed_from"], "models/evil.pkl");
+}
+
+#[test]
+fn a_shallow_clone_without_the_base_explains_the_fix() {
+    let origin = Repo::new();
+    origin.write("a.pkl", &benign());
+    let base = origin.commit("one");
+    origin.write("b.pkl", &benign());
+    origin.commit("two");
+    origin.write("c.pkl", &evil());
+    origin.commit("three");
+    let clone = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let url = format!("file://{}", origin.root().display());
+    let st = Command::new("git")
+        .args(["clone", "-q", "--depth", "1", &url, "c"])
+        .current_dir(clone.path())
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(st.success());
+    let dir = clone.path().join("c");
+    let (code, _, err) = scan_in(&dir, &["--diff", &format!("{base}...HEAD")]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("is not in this clone (the clone is shallow)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("fetch-depth: 0") && err.contains("GIT_DEPTH"),
+        "{err}"
+    );
+}
+
+#[test]
+fn hook_mode_reads_the_index_blobs_of_the_named_files() {
+    let repo = Repo::new();
+    repo.write("a.pkl", &benign());
+    repo.commit("init");
+    repo.write("m.pkl", &evil());
+    repo.git(&["add", "m.pkl"]);
+    repo.write("m.pkl", &benign());
+    let (code, v, _) = repo.scan(&["--hook", "m.pkl", "a.pkl", "untracked.pkl"]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["files"][0]["source"]["kind"], "hook");
+    // pre-push: the range from pre-commit's environment.
+    let base = repo.git(&["rev-parse", "HEAD"]);
+    repo.write("m.pkl", &evil());
+    repo.commit("push me");
+    let head = repo.git(&["rev-parse", "HEAD"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_picklegate"))
+        .args(["scan", "--hook", "--format", "json"])
+        .current_dir(repo.root())
+        .env("PRE_COMMIT_FROM_REF", &base)
+        .env("PRE_COMMIT_TO_REF", &head)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(out.status.code(), Some(1), "{v:#}");
+    assert_eq!(v["files"][0]["source"]["kind"], "range");
+}
+
+#[test]
+fn symlinks_and_submodules_are_skipped() {
+    let repo = Repo::new();
+    repo.write("real.pkl", &benign());
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("real.pkl", repo.root().join("link.pkl"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    repo.git(&["add", "-A"]);
+    let (code, v, _) = repo.scan(&["--staged"]);
+    assert_eq!(code, 0);
+    assert_eq!(paths(&v), vec!["real.pkl"]);
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn lfs_pointers_are_resolved_to_the_local_object() {
+    let repo = Repo::new();
+    let content = evil();
+    let oid = sha256_hex(&content);
+    let pointer = format!(
+        "version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {}\n",
+        content.len()
+    );
+    repo.write("model.bin", pointer.as_bytes());
+    repo.git(&["add", "model.bin"]);
+    // Without the object: a finding whose level the policy sets (warn by default).
+    let (code, v, _) = repo.scan(&["--staged"]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["files"][0]["format"], "lfs-pointer");
+    assert_eq!(v["files"][0]["findings"][0]["rule"], "lfs-pointer");
+    assert_eq!(v["files"][0]["findings"][0]["level"], "warn");
+    assert_eq!(v["files"][0]["source"]["lfs_oid"], oid.as_str());
+    let (code, _, _) = repo.scan(&["--staged", "--level", "lfs-pointer=deny"]);
+    assert_eq!(code, 1);
+    // An exception pinned to the oid applies without the content.
+    repo.write(
+        ".picklegate.yaml",
+        format!("version: 1\nexceptions:\n  - path: model.bin\n    reason: vendored\n    sha256: {oid}\n").as_bytes(),
+    );
+    let (code, v, _) = repo.scan(&["--staged", "--level", "lfs-pointer=deny"]);
+    assert_eq!(code, 0, "{v:#}");
+    std::fs::remove_file(repo.root().join(".picklegate.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    // With the object in .git/lfs/objects: the real content is scanned.
+    let obj = repo
+        .root()
+        .join(".git/lfs/objects")
+        .join(&oid[..2])
+        .join(&oid[2..4])
+        .join(&oid);
+    std::fs::create_dir_all(obj.parent().unwrap_or(Path::new(".")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&obj, &content).unwrap_or_else(|e| panic!("{e}"));
+    let (code, v, _) = repo.scan(&["--staged"]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["files"][0]["findings"][0]["rule"], "code-execution");
+    // A corrupted local object is not trusted.
+    std::fs::write(&obj, benign()).unwrap_or_else(|e| panic!("{e}"));
+    let (code, v, _) = repo.scan(&["--staged"]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["files"][0]["findings"][0]["rule"], "not-inspectable");
+}
+
+#[test]
+fn side_reports_are_written_in_the_same_run() {
+    let repo = Repo::new();
+    repo.write("m.pkl", &evil());
+    repo.git(&["add", "-A"]);
+    let summary = repo.root().join("summary.md");
+    let out = Command::new(env!("CARGO_BIN_EXE_picklegate"))
+        .args([
+            "scan",
+            "--staged",
+            "--format",
+            "github",
+            "--report",
+            "sarif=out.sarif",
+            "--report",
+            "gitlab=gl.json",
+            "--report",
+            "json=r.json",
+        ])
+        .current_dir(repo.root())
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout
+            .starts_with("::error file=m.pkl,line=1,title=picklegate code-execution (critical)::"),
+        "{stdout}"
+    );
+    let sarif: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo.root().join("out.sarif")).unwrap_or_default(),
+    )
+    .unwrap_or(Value::Null);
+    assert_eq!(sarif["version"], "2.1.0");
+    assert_eq!(sarif["runs"][0]["results"][0]["ruleId"], "code-execution");
+    assert_eq!(
+        sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"]["byteOffset"],
+        2
+    );
+    let gl: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo.root().join("gl.json")).unwrap_or_default(),
+    )
+    .unwrap_or(Value::Null);
+    assert_eq!(gl[0]["check_name"], "code-execution");
+    assert_eq!(gl[0]["severity"], "critical");
+    assert_eq!(gl[0]["location"]["path"], "m.pkl");
+    assert_eq!(gl[0]["location"]["lines"]["begin"], 1);
+    assert_eq!(gl[0]["fingerprint"].as_str().map(str::len), Some(64));
+    let md = std::fs::read_to_string(&summary).unwrap_or_default();
+    assert!(
+        md.contains("| critical | `code-execution` | `m.pkl` |"),
+        "{md}"
+    );
+}
