@@ -9,4 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked
 cargo test --release --locked
+# Microsoft's SARIF Multitool (npm, pinned) validates the SARIF output in tests/integrations.
+if [ -z "${SARIF_MULTITOOL:-}" ]; then
+  npm install --silent --no-audit --no-fund --prefix target/npm @microsoft/sarif-multitool@5.7.0 >/dev/null
+  SARIF_MULTITOOL="$PWD/target/npm/node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool"
+  chmod u+x "$SARIF_MULTITOOL"
+fi
+export SARIF_MULTITOOL
 PICKLEGATE_BIN="$PWD/target/release/picklegate" python3 -m pytest -q tests/oracle tests/integrations
