@@ -11,7 +11,7 @@ use crate::policy;
 use crate::report::{self, Summary};
 use crate::scan::{self, FileReport, ScanOptions};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -311,6 +311,8 @@ fn digest_hex(data: &[u8]) -> String {
 /// What a scan looks at.
 enum Targets {
     Files(Vec<PathBuf>),
+    /// Hook mode: index blobs, plus named files that are not in the index.
+    Mixed(git2::Repository, Vec<git::Change>, Vec<PathBuf>),
     Blobs(
         git2::Repository,
         Vec<git::Change>,
@@ -363,11 +365,17 @@ fn git_targets(paths: &[PathBuf], g: &GitArgs) -> Result<Option<Targets>, String
                 let c = git::range(&repo, &r, g.all_commits).map_err(|e| e.to_string())?;
                 (only(c), "range", Some(r.display()))
             }
-            _ => (
-                git::index_blobs(&repo, &names).map_err(|e| e.to_string())?,
-                "hook",
-                None,
-            ),
+            _ => {
+                let (blobs, missing) =
+                    git::index_blobs(&repo, &names).map_err(|e| e.to_string())?;
+                // Named but not staged (e.g. `pre-commit run --files new.pkl`): scan the file.
+                let files: Vec<PathBuf> = missing
+                    .iter()
+                    .map(PathBuf::from)
+                    .filter(|p| p.is_file())
+                    .collect();
+                return Ok(Some(Targets::Mixed(repo, blobs, files)));
+            }
         }
     } else {
         let env = |k: &str| std::env::var(k).ok();
@@ -535,52 +543,84 @@ fn run_scan(
         }
     };
     let full_scan = paths.is_empty() && matches!(targets, Targets::Files(_));
-    let opts = ScanOptions::default();
+    let opts = ScanOptions {
+        excerpts: format == Format::Human || side.iter().any(|(f, _)| *f == Format::Human),
+        ..ScanOptions::default()
+    };
     let mut used_exceptions = std::collections::HashSet::new();
     let mut reports = Vec::new();
+    let scan_files = |files: &[PathBuf],
+                      reports: &mut Vec<FileReport>,
+                      used: &mut HashSet<policy::Origin>| {
+        for f in files {
+            let rel = config.relative(f);
+            if config.is_excluded(&rel) {
+                continue;
+            }
+            let (policy, _) = config.policy_for(&rel);
+            let mut report = scan::scan_file(f, policy, &opts);
+            let mut digest = || lfs_oid(f).or_else(|| sha256_file(f));
+            if let Some(ex) = config.apply(&rel, &mut report.findings, &cli_levels, &mut digest) {
+                used.insert(ex.origin.clone());
+                report.exception = Some(format!("{} ({}): {}", ex.path, ex.origin, ex.reason));
+            }
+            report.refresh_status();
+            reports.push(report);
+        }
+    };
+    let scan_blobs = |repo: &git2::Repository,
+                      changes: &[git::Change],
+                      kind: &'static str,
+                      range: &Option<String>,
+                      reports: &mut Vec<FileReport>,
+                      used: &mut HashSet<policy::Origin>| {
+        let workdir = repo
+            .workdir()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        for c in changes {
+            let rel = config.relative_lexical(&workdir, &c.path);
+            if config.is_excluded(&rel) {
+                continue;
+            }
+            let (policy, _) = config.policy_for(&rel);
+            let (mut report, digest) =
+                scan_blob(repo, c, kind, range, policy, &opts, g.max_blob_size);
+            let mut digest = || digest.clone();
+            if let Some(ex) = config.apply(&rel, &mut report.findings, &cli_levels, &mut digest) {
+                used.insert(ex.origin.clone());
+                report.exception = Some(format!("{} ({}): {}", ex.path, ex.origin, ex.reason));
+            }
+            report.refresh_status();
+            reports.push(report);
+        }
+    };
     match &targets {
         Targets::Files(paths) => {
             let (files, errors) = scan::collect(paths);
             reports.extend(errors);
-            for f in &files {
-                let rel = config.relative(f);
-                if config.is_excluded(&rel) {
-                    continue;
-                }
-                let (policy, _) = config.policy_for(&rel);
-                let mut report = scan::scan_file(f, policy, &opts);
-                let mut digest = || lfs_oid(f).or_else(|| sha256_file(f));
-                if let Some(ex) = config.apply(&rel, &mut report.findings, &cli_levels, &mut digest)
-                {
-                    used_exceptions.insert(ex.origin.clone());
-                    report.exception = Some(format!("{} ({}): {}", ex.path, ex.origin, ex.reason));
-                }
-                report.refresh_status();
-                reports.push(report);
-            }
+            scan_files(&files, &mut reports, &mut used_exceptions);
         }
         Targets::Blobs(repo, changes, kind, range) => {
-            let workdir = repo
-                .workdir()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from("."));
-            for c in changes {
-                let rel = config.relative_lexical(&workdir, &c.path);
-                if config.is_excluded(&rel) {
-                    continue;
-                }
-                let (policy, _) = config.policy_for(&rel);
-                let (mut report, digest) =
-                    scan_blob(repo, c, kind, range, policy, &opts, g.max_blob_size);
-                let mut digest = || digest.clone();
-                if let Some(ex) = config.apply(&rel, &mut report.findings, &cli_levels, &mut digest)
-                {
-                    used_exceptions.insert(ex.origin.clone());
-                    report.exception = Some(format!("{} ({}): {}", ex.path, ex.origin, ex.reason));
-                }
-                report.refresh_status();
-                reports.push(report);
-            }
+            scan_blobs(
+                repo,
+                changes,
+                kind,
+                range,
+                &mut reports,
+                &mut used_exceptions,
+            );
+        }
+        Targets::Mixed(repo, changes, files) => {
+            scan_blobs(
+                repo,
+                changes,
+                "hook",
+                &None,
+                &mut reports,
+                &mut used_exceptions,
+            );
+            scan_files(files, &mut reports, &mut used_exceptions);
         }
     }
     let text = render(format, &reports, color(std::io::stdout().is_terminal()));

@@ -332,3 +332,107 @@ pub fn disassemble(path: &str, data: &[u8], style: Style) -> String {
     }
     out
 }
+
+/// Disassembly lines around `primary` and `related` offsets of one pickle stream in
+/// `data` (whose first byte is at absolute `base`), for annotated reports.
+pub fn excerpt(
+    data: &[u8],
+    base: u64,
+    primary: u64,
+    related: &[(u64, String)],
+) -> Option<crate::finding::Excerpt> {
+    const CONTEXT: usize = 2;
+    const MAX_OPS: usize = 2_000_000;
+    let g_start = find_stream_start(data, base, primary)?;
+    let mut dec = Decoder::new(data, base);
+    dec.restart_at((g_start - base) as usize);
+    let mut lines: Vec<(u64, String)> = Vec::new();
+    let wanted: Vec<u64> = std::iter::once(primary)
+        .chain(related.iter().map(|r| r.0))
+        .collect();
+    let last = *wanted.iter().max()?;
+    while let Ok(Some(op)) = dec.next_op() {
+        let arg = pickletools_arg_repr(&op).ok().flatten().unwrap_or_default();
+        let arg = if arg.len() > 60 {
+            format!(
+                "{}…",
+                &arg[..arg.char_indices().nth(57).map_or(arg.len(), |c| c.0)]
+            )
+        } else {
+            arg
+        };
+        lines.push((
+            op.offset,
+            format!("{:>7}: {:<16} {arg}", op.offset, op.code.name())
+                .trim_end()
+                .to_string(),
+        ));
+        if op.offset > last + 64 || lines.len() > MAX_OPS || op.code == Opcode::Stop {
+            break;
+        }
+    }
+    let idx = |off: u64| lines.iter().position(|(o, _)| *o == off);
+    let marks: Vec<usize> = wanted.iter().filter_map(|o| idx(*o)).collect();
+    let pidx = idx(primary)?;
+    let mut keep = vec![false; lines.len()];
+    for &m in &marks {
+        let end = (m + 1).min(lines.len() - 1);
+        keep[m.saturating_sub(CONTEXT)..=end].fill(true);
+    }
+    let mut text = String::new();
+    let mut spans: std::collections::HashMap<usize, (usize, usize)> =
+        std::collections::HashMap::new();
+    let mut gap = false;
+    for (i, (_, l)) in lines.iter().enumerate() {
+        if !keep[i] {
+            gap = true;
+            continue;
+        }
+        if gap && !text.is_empty() {
+            text.push_str("    ...\n");
+        }
+        gap = false;
+        let start = text.len() + l.find(": ").map_or(0, |p| p + 2);
+        spans.insert(i, (start, text.len() + l.len()));
+        text.push_str(l);
+        text.push('\n');
+    }
+    let primary_span = *spans.get(&pidx)?;
+    let related = related
+        .iter()
+        .filter_map(|(o, label)| {
+            idx(*o)
+                .and_then(|i| spans.get(&i))
+                .map(|s| (s.0, s.1, label.clone()))
+        })
+        .filter(|r| (r.0, r.1) != primary_span)
+        .collect();
+    Some(crate::finding::Excerpt {
+        text,
+        primary: primary_span,
+        related,
+    })
+}
+
+/// The start of the pickle stream that contains `offset` (streams are found by
+/// decoding from the start; nested and trailing streams included).
+fn find_stream_start(data: &[u8], base: u64, offset: u64) -> Option<u64> {
+    let mut dec = Decoder::new(data, base);
+    let mut start = base;
+    loop {
+        match dec.next_op() {
+            Ok(Some(op)) => {
+                if op.offset == offset {
+                    return Some(start);
+                }
+                if op.offset > offset {
+                    return None;
+                }
+                if op.code == Opcode::Stop {
+                    start = op.end;
+                }
+            }
+            _ => return None,
+        }
+    }
+}

@@ -246,6 +246,16 @@ pub struct Finding {
     pub policy: Option<String>,
     /// `deny` fails the gate, `warn` only reports (set from the configuration's levels).
     pub level: crate::config::Level,
+    /// A disassembly excerpt around the opcodes, for the human report.
+    pub excerpt: Option<Excerpt>,
+}
+
+/// A few disassembly lines with the spans of the primary and related opcodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Excerpt {
+    pub text: String,
+    pub primary: (usize, usize),
+    pub related: Vec<(usize, usize, String)>,
 }
 
 impl Finding {
@@ -265,6 +275,7 @@ impl Finding {
             } else {
                 crate::config::Level::Deny
             },
+            excerpt: None,
         }
     }
 }

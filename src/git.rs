@@ -111,13 +111,19 @@ pub fn staged(repo: &Repository) -> Result<Vec<Change>, GitError> {
     collect(&mut diff, None)
 }
 
-/// The index blobs of the named paths (pre-commit passes names relative to the root).
-pub fn index_blobs(repo: &Repository, paths: &[String]) -> Result<Vec<Change>, GitError> {
+/// The index blobs of the named paths (pre-commit passes names relative to the root),
+/// and the names that are not in the index (the caller scans those from disk: fail closed).
+pub fn index_blobs(
+    repo: &Repository,
+    paths: &[String],
+) -> Result<(Vec<Change>, Vec<String>), GitError> {
     let index = repo.index()?;
     let mut out = Vec::new();
+    let mut missing = Vec::new();
     for p in paths {
         let rel = p.trim_start_matches("./").replace('\\', "/");
         let Some(entry) = index.get_path(std::path::Path::new(&rel), 0) else {
+            missing.push(p.clone());
             continue;
         };
         if !scannable(entry.mode) {
@@ -131,7 +137,7 @@ pub fn index_blobs(repo: &Repository, paths: &[String]) -> Result<Vec<Change>, G
             commit: None,
         });
     }
-    Ok(out)
+    Ok((out, missing))
 }
 
 fn shallow_hint(repo: &Repository) -> &'static str {

@@ -112,6 +112,8 @@ impl FileReport {
 pub struct ScanOptions {
     pub budgets: Budgets,
     pub limits: Limits,
+    /// Attach disassembly excerpts to findings (the human report shows them).
+    pub excerpts: bool,
 }
 
 /// Analyses an in-memory buffer that is known or suspected to be a raw pickle.
@@ -132,6 +134,7 @@ pub fn scan_bytes(name: &str, data: &[u8], policy: &Policy, opts: &ScanOptions) 
         policy,
         opts.budgets,
         opts.limits,
+        opts.excerpts,
     );
     FileReport::from_findings(name.to_string(), o.format, o.findings, o.streams)
 }
@@ -160,7 +163,14 @@ pub fn scan_file(path: &Path, policy: &Policy, opts: &ScanOptions) -> FileReport
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let o = container::scan_blob(&blob, &name, policy, opts.budgets, opts.limits);
+    let o = container::scan_blob(
+        &blob,
+        &name,
+        policy,
+        opts.budgets,
+        opts.limits,
+        opts.excerpts,
+    );
     let mut r = FileReport::from_findings(display, o.format, o.findings, o.streams);
     r.bytes_read = container::blob::Blob::bytes_read(&blob);
     r

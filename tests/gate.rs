@@ -226,6 +226,12 @@ fn hook_mode_reads_the_index_blobs_of_the_named_files() {
     let (code, v, _) = repo.scan(&["--hook", "m.pkl", "a.pkl", "untracked.pkl"]);
     assert_eq!(code, 1, "{v:#}");
     assert_eq!(v["files"][0]["source"]["kind"], "hook");
+    // A named file that is not in the index at all is scanned from disk (fail closed).
+    repo.write("new.pkl", &evil());
+    let (code, v, _) = repo.scan(&["--hook", "new.pkl"]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["files"][0]["path"], "new.pkl");
+    std::fs::remove_file(repo.root().join("new.pkl")).unwrap_or_else(|e| panic!("{e}"));
     // pre-push: the range from pre-commit's environment.
     let base = repo.git(&["rev-parse", "HEAD"]);
     repo.write("m.pkl", &evil());

@@ -17,6 +17,8 @@ use crate::policy::Policy;
 use blob::{Blob, MemBlob, SubBlob};
 use std::borrow::Cow;
 
+/// Findings per pickle that get a disassembly excerpt.
+const MAX_EXCERPTS: usize = 32;
 /// Bytes read to decide what a blob is.
 const HEAD: usize = 4096;
 /// Bytes a protocol 0/1 pickle probe may look at.
@@ -64,6 +66,8 @@ pub struct Outcome {
 
 struct Walker<'p> {
     policy: &'p Policy,
+    /// Attach disassembly excerpts to findings (for the human report).
+    excerpts: bool,
     budgets: Budgets,
     limits: Limits,
     findings: Vec<Finding>,
@@ -85,9 +89,11 @@ pub fn scan_blob(
     policy: &Policy,
     budgets: Budgets,
     limits: Limits,
+    excerpts: bool,
 ) -> Outcome {
     let mut w = Walker {
         policy,
+        excerpts,
         budgets,
         limits,
         findings: Vec::new(),
@@ -468,7 +474,18 @@ impl Walker<'_> {
 
     fn report_graph(&mut self, g: &Graph, data: &[u8], member: Option<&str>, ctx: &Context) {
         self.streams += g.streams.len();
-        for f in check::check_with(g, data, self.policy, ctx) {
+        for (i, mut f) in check::check_with(g, data, self.policy, ctx)
+            .into_iter()
+            .enumerate()
+        {
+            if self.excerpts && i < MAX_EXCERPTS {
+                let related: Vec<(u64, String)> = f
+                    .related
+                    .iter()
+                    .map(|r| (r.offset, r.label.clone()))
+                    .collect();
+                f.excerpt = crate::disasm::excerpt(data, g.base, f.offset, &related);
+            }
             self.push(f, member);
         }
         // joblib skips raw array bytes, but a plain `pickle.load` of the same file would

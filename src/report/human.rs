@@ -1,54 +1,91 @@
-//! Plain terminal report: one block per finding, most severe first, and a summary line.
+//! Terminal report: each finding titled with its rule id and severity, drawn with
+//! annotate-snippets over a disassembly excerpt of the pickle (primary label at the
+//! opcode, related labels at call sites), with the policy as `note:` and the fix as
+//! `help:`; then a summary line. Colour only when asked for (terminal, FORCE_COLOR).
 
 use super::Summary;
-use crate::config::Level;
+use crate::config::Level as GateLevel;
+use crate::finding::{Finding, Severity};
 use crate::scan::{FileReport, Status};
+use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
 use std::fmt::Write;
 
-fn paint(text: &str, code: &str, color: bool) -> String {
-    if color {
-        format!("\x1b[{code}m{text}\x1b[0m")
-    } else {
-        text.to_string()
+fn level(f: &Finding) -> Level<'static> {
+    match (f.level, f.severity) {
+        (GateLevel::Warn, _) | (_, Severity::Warning) => Level::WARNING,
+        (_, Severity::Note) => Level::NOTE,
+        (_, Severity::Critical) => Level::ERROR.with_name("critical"),
+        _ => Level::ERROR,
     }
 }
 
+fn primary_label(f: &Finding) -> String {
+    match &f.global {
+        Some(g) => format!("{} `{g}`", f.rule.id()),
+        None => f.rule.id().to_string(),
+    }
+}
+
+fn render_finding(path: &str, f: &Finding, renderer: &Renderer) -> String {
+    let place = match &f.member {
+        Some(m) => format!("{path}!{m}"),
+        None => path.to_string(),
+    };
+    let policy = f.policy.as_ref().map(|p| format!("policy {p}"));
+    let located = format!("{place} @ byte {}", f.offset);
+    let title = level(f).primary_title(&f.message).id(f.rule.id());
+    let mut group = match &f.excerpt {
+        Some(ex) => {
+            // The listing carries byte offsets; excerpt line numbers would mislead.
+            let mut snippet = Snippet::source(&ex.text)
+                .line_numbering(false)
+                .fold(false)
+                .annotation(
+                    AnnotationKind::Primary
+                        .span(ex.primary.0..ex.primary.1)
+                        .label(primary_label(f)),
+                );
+            for (s, e, label) in &ex.related {
+                snippet = snippet.annotation(AnnotationKind::Context.span(*s..*e).label(label));
+            }
+            // The place goes in a note: an origin line would append excerpt line:column.
+            Group::with_title(title)
+                .element(snippet)
+                .element(Level::NOTE.message(format!("at {located}")))
+        }
+        None => {
+            let mut g = Group::with_title(title).element(annotate_snippets::Origin::path(&located));
+            for r in &f.related {
+                g = g.element(Level::NOTE.message(format!("byte {}: {}", r.offset, r.label)));
+            }
+            g
+        }
+    };
+    if let Some(p) = &policy {
+        group = group.element(Level::NOTE.message(p));
+    }
+    group = group.element(Level::HELP.message(f.rule.help()));
+    renderer.render(&[group]).to_string()
+}
+
 pub fn render(reports: &[FileReport], color: bool) -> String {
+    let renderer = if color {
+        Renderer::styled()
+    } else {
+        Renderer::plain()
+    };
     let mut out = String::new();
     for r in reports {
         if let Some(e) = &r.error {
-            let _ = writeln!(out, "{}: {e}", paint("error", "1;31", color));
+            let g = Group::with_title(Level::ERROR.primary_title(e.as_str()));
+            let _ = writeln!(out, "{}\n", renderer.render(&[g]));
             continue;
         }
         for f in &r.findings {
-            let place = match &f.member {
-                Some(m) => format!("{}!{m}", r.path),
-                None => r.path.clone(),
-            };
-            let (label, code) = match (f.level, f.severity.as_str()) {
-                (Level::Warn, _) => ("warning", "1;33"),
-                (_, "critical") => ("critical", "1;35"),
-                (_, "error") => ("error", "1;31"),
-                (_, s) => (s, "1;33"),
-            };
-            let _ = writeln!(
-                out,
-                "{}: {}",
-                paint(&format!("{label}[{}]", f.rule.id()), code, color),
-                f.message
-            );
-            let _ = writeln!(out, "  --> {place} @ byte {}", f.offset);
-            for rel in &f.related {
-                let _ = writeln!(out, "   = related: byte {}: {}", rel.offset, rel.label);
-            }
-            if let Some(p) = &f.policy {
-                let _ = writeln!(out, "   = note: policy {p}");
-            }
-            let _ = writeln!(out, "   = help: {}", f.rule.help());
-            out.push('\n');
+            let _ = writeln!(out, "{}\n", render_finding(&r.path, f, &renderer));
         }
         if let Some(ex) = &r.exception {
-            let _ = writeln!(out, "note: {}: findings waived by exception {ex}", r.path);
+            let _ = writeln!(out, "note: {}: findings waived by exception {ex}\n", r.path);
         }
     }
     out.push_str(&summary_line(reports));

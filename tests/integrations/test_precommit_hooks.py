@@ -216,7 +216,7 @@ def test_push_of_benign_commits_passes(git_repo, env, hook_repo, tmp_path):
 
 
 @pytest.mark.slow
-def test_rust_hook_builds_and_blocks(git_repo, env, hook_repo):
+def test_rust_hook_builds_and_blocks(git_repo, env, base_env, hook_repo):
     """pre-commit builds the hook with `cargo install --bins --root <env> --path .` in its
     store (no --locked: dependencies resolve fresh) and runs it. try-repo uses a fresh store
     each time, so this is one run: a malicious and a benign model staged together.
@@ -226,8 +226,9 @@ def test_rust_hook_builds_and_blocks(git_repo, env, hook_repo):
     if os.environ.get("PICKLEGATE_SKIP_RUST_HOOK") == "1":
         pytest.skip("PICKLEGATE_SKIP_RUST_HOOK=1")
     e = dict(env)
-    # The system binary must not be what answers: only pre-commit's build is on PATH.
-    e["PATH"] = os.pathsep.join(p for p in e["PATH"].split(os.pathsep) if not (Path(p) / "picklegate").exists())
+    # The binary under test is not put on PATH: what answers is pre-commit's build (which
+    # pre-commit puts first on PATH in any case).
+    e["PATH"] = base_env["PATH"]
     e["CARGO_TARGET_DIR"] = os.environ.get(
         "PICKLEGATE_HOOK_TARGET_DIR", str(REPO / "target" / "pre-commit-hook")
     )
