@@ -9,6 +9,7 @@ use crate::git;
 use crate::learn;
 use crate::policy;
 use crate::report::{self, Summary};
+use crate::sanitize;
 use crate::scan::{self, FileReport, ScanOptions};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::collections::{HashMap, HashSet};
@@ -103,6 +104,29 @@ enum Command {
         #[arg(long)]
         plain: bool,
     },
+    /// Write a sanitized replacement: keep the model, drop the attack (exit 1 if impossible).
+    Sanitize {
+        file: PathBuf,
+        /// Where to write the sanitized file.
+        #[arg(
+            short = 'o',
+            long = "output",
+            value_name = "OUT",
+            conflicts_with = "in_place"
+        )]
+        output: Option<PathBuf>,
+        /// Replace FILE (keeping FILE.orig unless --no-backup).
+        #[arg(long)]
+        in_place: bool,
+        #[arg(long, requires = "in_place")]
+        no_backup: bool,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        #[arg(long = "preset", value_name = "NAME")]
+        presets: Vec<String>,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
     /// Validate, explain and bootstrap policies.
     Policy {
         #[command(subcommand)]
@@ -158,6 +182,23 @@ pub fn main() -> i32 {
             format,
             plain,
         } => run_disasm(&file, format, plain),
+        Command::Sanitize {
+            file,
+            output,
+            in_place,
+            no_backup,
+            format,
+            presets,
+            config,
+        } => run_sanitize(
+            &file,
+            output.as_deref(),
+            in_place,
+            no_backup,
+            format,
+            &presets,
+            &config,
+        ),
         Command::Policy { command } => match command {
             PolicyCommand::Check { config } => run_check(&config),
             PolicyCommand::Explain { paths, config } => run_explain(&paths, &config),
@@ -781,6 +822,117 @@ fn run_learn(paths: &[PathBuf], name: &str) -> i32 {
             } else {
                 2
             }
+        }
+        Err(e) => {
+            eprintln!("picklegate: error: {e}");
+            2
+        }
+    }
+}
+
+fn run_sanitize(
+    file: &Path,
+    output: Option<&Path>,
+    in_place: bool,
+    no_backup: bool,
+    format: Format,
+    presets: &[String],
+    args: &ConfigArgs,
+) -> i32 {
+    if output.is_none() && !in_place {
+        eprintln!("picklegate: error: say where to write: -o OUT or --in-place");
+        return 2;
+    }
+    let mut config = match load_config(args, true) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if !presets.is_empty() {
+        config = match config.with_presets(presets) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("picklegate: error: {e}");
+                return 2;
+            }
+        };
+    }
+    let rel = config.relative(file);
+    let (policy, _) = config.policy_for(&rel);
+    let json = format == Format::Json;
+    let emit = |status: &str,
+                changes: &[sanitize::Change],
+                reason: Option<&str>,
+                written: Option<&Path>| {
+        if json {
+            let v = serde_json::json!({
+                "version": 1,
+                "path": file.display().to_string(),
+                "status": status,
+                "output": written.map(|p| p.display().to_string()),
+                "reason": reason,
+                "changes": changes.iter().map(|c| serde_json::json!({
+                    "offset": c.offset, "action": c.action, "what": c.what
+                })).collect::<Vec<_>>(),
+            });
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        } else {
+            for c in changes {
+                println!(
+                    "{}: byte {}: {} {}",
+                    file.display(),
+                    c.offset,
+                    c.action,
+                    c.what
+                );
+            }
+            match (status, reason, written) {
+                ("clean", _, _) => {
+                    println!("{}: nothing outside policy; left untouched", file.display())
+                }
+                ("sanitized", _, Some(w)) => println!(
+                    "{}: sanitized replacement written to {}",
+                    file.display(),
+                    w.display()
+                ),
+                (_, Some(r), _) => {
+                    eprintln!("picklegate: {}: cannot be sanitized: {r}", file.display())
+                }
+                _ => {}
+            }
+        }
+    };
+    match sanitize::sanitize_file(file, policy) {
+        Ok(sanitize::Outcome::Clean) => {
+            emit("clean", &[], None, None);
+            0
+        }
+        Ok(sanitize::Outcome::Rebuilt { bytes, changes, .. }) => {
+            let target = if in_place {
+                file
+            } else {
+                output.unwrap_or(file)
+            };
+            if in_place && !no_backup {
+                let mut orig = file.as_os_str().to_owned();
+                orig.push(".orig");
+                if let Err(e) = std::fs::copy(file, PathBuf::from(orig)) {
+                    eprintln!(
+                        "picklegate: error: cannot keep a backup of {}: {e}",
+                        file.display()
+                    );
+                    return 2;
+                }
+            }
+            if let Err(e) = sanitize::write_atomically(target, &bytes) {
+                eprintln!("picklegate: error: cannot write {}: {e}", target.display());
+                return 2;
+            }
+            emit("sanitized", &changes, None, Some(target));
+            0
+        }
+        Err(sanitize::SanitizeError::Refused(reason)) => {
+            emit("refused", &[], Some(&reason), None);
+            1
         }
         Err(e) => {
             eprintln!("picklegate: error: {e}");

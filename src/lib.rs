@@ -16,4 +16,5 @@ pub mod learn;
 pub mod pickle;
 pub mod policy;
 pub mod report;
+pub mod sanitize;
 pub mod scan;

@@ -57,7 +57,7 @@ def test_gate_hooks():
         assert h["require_serial"] is True
         assert h["pass_filenames"] is True
         assert h["types"] == ["file"]
-        assert h["stages"] == ["pre-commit", "pre-push", "manual"]
+        assert h["stages"] == ["pre-commit", "pre-merge-commit", "pre-push", "manual"]
         # No name filter: content decides what is a pickle.
         assert "files" not in h and "exclude" not in h and "types_or" not in h
         # Stage names pre-commit/pre-push exist since pre-commit 3.2.0.

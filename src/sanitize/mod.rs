@@ -1,0 +1,234 @@
+//! `picklegate sanitize`: write a replacement that keeps the legitimate object and drops
+//! the attack, re-scanned before anything is written, written atomically.
+
+pub mod emit;
+pub mod rebuild;
+pub mod zipwrite;
+
+use crate::check;
+use crate::container::{blob::Blob, blob::FileBlob, zip};
+use crate::pickle::vm::{self, Budgets};
+use crate::policy::Policy;
+use crate::scan::{self, ScanOptions};
+pub use rebuild::Change;
+use std::path::Path;
+
+#[derive(Debug)]
+pub enum Outcome {
+    /// Nothing outside policy: the file is left as it is.
+    Clean,
+    /// A sanitized replacement (not yet written) and what changed.
+    Rebuilt {
+        bytes: Vec<u8>,
+        changes: Vec<Change>,
+        format: &'static str,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SanitizeError {
+    /// The file cannot be made safe; nothing is written.
+    #[error("{0}")]
+    Refused(String),
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+fn refuse<T>(s: impl Into<String>) -> Result<T, SanitizeError> {
+    Err(SanitizeError::Refused(s.into()))
+}
+
+/// Whether a rebuilt pickle passes the policy: the sanitizer checks its own output.
+fn verify(bytes: &[u8], policy: &Policy) -> Result<(), SanitizeError> {
+    let g = vm::analyze(bytes, 0, Budgets::default());
+    let findings = check::check(&g, bytes, policy);
+    match findings.first() {
+        None => Ok(()),
+        Some(f) => refuse(format!(
+            "the rebuilt pickle still has a finding ({}: {}); nothing was written",
+            f.rule.id(),
+            f.message
+        )),
+    }
+}
+
+/// The whole replacement, scanned as a file the way `scan` would: container structure,
+/// storage references and every pickle in it.
+fn verify_file(format: &str, bytes: &[u8], policy: &Policy) -> Result<(), SanitizeError> {
+    let r = scan::scan_bytes("sanitized", bytes, policy, &ScanOptions::default());
+    if r.format != format {
+        return refuse(format!(
+            "the replacement reads as {} instead of {format}; nothing was written",
+            r.format
+        ));
+    }
+    match r
+        .findings
+        .iter()
+        .find(|f| f.level == crate::config::Level::Deny)
+    {
+        None => Ok(()),
+        Some(f) => refuse(format!(
+            "the replacement would still have a finding ({}: {}); nothing was written",
+            f.rule.id(),
+            f.message
+        )),
+    }
+}
+
+fn rebuild_pickle(data: &[u8], policy: &Policy) -> Result<(Vec<u8>, Vec<Change>), SanitizeError> {
+    let g = vm::analyze(data, 0, Budgets::default());
+    let r = rebuild::rebuild(&g, data, policy).map_err(SanitizeError::Refused)?;
+    verify(&r.bytes, policy)?;
+    Ok((r.bytes, r.changes))
+}
+
+/// Plans the sanitization of one file under `policy`.
+pub fn sanitize_file(path: &Path, policy: &Policy) -> Result<Outcome, SanitizeError> {
+    let io = |e: std::io::Error| SanitizeError::Io {
+        path: path.display().to_string(),
+        source: e,
+    };
+    let report = scan::scan_file(path, policy, &ScanOptions::default());
+    if let Some(e) = &report.error {
+        return Err(SanitizeError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::other(e.clone()),
+        });
+    }
+    if report.status == scan::Status::Clean {
+        return Ok(Outcome::Clean);
+    }
+    match report.format {
+        "pickle" => {
+            let data = std::fs::read(path).map_err(io)?;
+            let (bytes, changes) = rebuild_pickle(&data, policy)?;
+            verify_file("pickle", &bytes, policy)?;
+            Ok(Outcome::Rebuilt {
+                bytes,
+                changes,
+                format: "pickle",
+            })
+        }
+        "torch-zip" => {
+            let blob = FileBlob::open(path).map_err(io)?;
+            sanitize_torch_zip(&blob, policy)
+        }
+        other => refuse(format!(
+            "sanitizing {other} files is not supported yet (raw pickles and PyTorch zip checkpoints are); nothing was written"
+        )),
+    }
+}
+
+fn sanitize_torch_zip(blob: &dyn Blob, policy: &Policy) -> Result<Outcome, SanitizeError> {
+    let arch = zip::read(blob, 100_000).map_err(|e| SanitizeError::Refused(format!("zip: {e}")))?;
+    let mut seen = std::collections::HashSet::new();
+    let mut keep: Vec<&zip::Entry> = Vec::new();
+    let mut changes = Vec::new();
+    for e in arch.entries.iter().filter(|e| !e.is_dir()) {
+        // torch's reader takes the first of duplicate names: keep that one only.
+        if !seen.insert(e.name.clone()) {
+            changes.push(Change {
+                offset: e.header_offset,
+                action: "removed",
+                what: format!("duplicate member `{}`", e.name),
+            });
+            continue;
+        }
+        keep.push(e);
+    }
+    let data_pkl = keep
+        .iter()
+        .find(|e| e.name.ends_with("/data.pkl") || e.name == "data.pkl")
+        .copied()
+        .ok_or_else(|| SanitizeError::Refused("no data.pkl member".into()))?;
+    if data_pkl.method != 0 {
+        return refuse("data.pkl is compressed; torch writes it stored");
+    }
+    let raw = blob
+        .read_at(data_pkl.data_offset, data_pkl.compressed_size as usize)
+        .map_err(|e| SanitizeError::Refused(format!("read error: {e}")))?
+        .into_owned();
+    let g = vm::analyze(&raw, 0, Budgets::default());
+    let rebuilt = rebuild::rebuild(&g, &raw, policy).map_err(SanitizeError::Refused)?;
+    verify(&rebuilt.bytes, policy)?;
+    for c in &rebuilt.changes {
+        changes.push(Change {
+            offset: c.offset,
+            action: c.action,
+            what: format!("{}: {}", data_pkl.name, c.what),
+        });
+    }
+    // Storages the rebuilt pickle references, and torch's own metadata, stay; any other
+    // member (a hidden pickle, an unreferenced blob) is dropped.
+    let root = data_pkl.name.strip_suffix("data.pkl").unwrap_or("");
+    let g2 = vm::analyze(&rebuilt.bytes, 0, Budgets::default());
+    let referenced: std::collections::HashSet<String> =
+        crate::container::torch::storage_refs(&g2, &rebuilt.bytes)
+            .into_iter()
+            .map(|r| format!("{root}data/{}", r.key))
+            .collect();
+    let metadata = |n: &str| {
+        let base = n.rsplit('/').next().unwrap_or(n);
+        matches!(
+            base,
+            "byteorder" | "version" | ".format_version" | ".storage_alignment" | "serialization_id"
+        )
+    };
+    let mut members = Vec::new();
+    for e in keep {
+        if std::ptr::eq(e, data_pkl) {
+            members.push(zipwrite::Member::Bytes(
+                e.name.clone(),
+                rebuilt.bytes.clone(),
+            ));
+        } else if referenced.contains(&e.name) || metadata(&e.name) {
+            members.push(zipwrite::Member::Copy(e.clone()));
+        } else {
+            changes.push(Change {
+                offset: e.header_offset,
+                action: "removed",
+                what: format!(
+                    "member `{}`, which the checkpoint does not reference",
+                    e.name
+                ),
+            });
+        }
+    }
+    let bytes = zipwrite::write(blob, &members)
+        .map_err(|e| SanitizeError::Refused(format!("zip write: {e}")))?;
+    verify_file("torch-zip", &bytes, policy)?;
+    changes.sort_by_key(|c| c.offset);
+    Ok(Outcome::Rebuilt {
+        bytes,
+        changes,
+        format: "torch-zip",
+    })
+}
+
+/// Writes next to the target and renames over it: a reader sees the old file or the new one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.picklegate-{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

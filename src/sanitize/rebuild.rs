@@ -1,0 +1,661 @@
+//! Reconstruction, not byte surgery: keep what the root object needs (its data
+//! dependencies and every mutation applied to kept objects, in original order), drop
+//! everything else, substitute a malicious constructor only where the replacement is
+//! determined, and re-emit a fresh pickle with a fresh memo.
+
+use super::emit::Emitter;
+use crate::pickle::graph::*;
+use crate::policy::{BuildMode, Policy};
+use std::collections::{HashMap, HashSet};
+
+/// What the sanitizer did, with offsets in the original.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub offset: u64,
+    pub action: &'static str,
+    pub what: String,
+}
+
+#[derive(Debug)]
+pub struct Rebuilt {
+    pub bytes: Vec<u8>,
+    pub changes: Vec<Change>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Subst {
+    /// Replace a call's result by `module.name()`.
+    EmptyCall(&'static str, &'static str),
+    /// Keep the call, but call this allowed global instead of the computed callee.
+    Callee(&'static str, &'static str),
+}
+
+fn is_scalar(k: Kind) -> bool {
+    matches!(
+        k,
+        Kind::None
+            | Kind::Bool(_)
+            | Kind::Int(_)
+            | Kind::BigInt(_)
+            | Kind::Float(_)
+            | Kind::Str(_)
+            | Kind::Bytes(_)
+            | Kind::ByteArray(_)
+    )
+}
+
+struct Ctx<'a> {
+    g: &'a Graph,
+    data: &'a [u8],
+    policy: &'a Policy,
+    muts: HashMap<ValueId, Vec<usize>>,
+    subst: HashMap<ValueId, Subst>,
+}
+
+impl Ctx<'_> {
+    fn allowed_global(&self, id: ValueId) -> bool {
+        match self.g.value(id).kind {
+            Kind::Global(gi) => {
+                let gl = &self.g.globals[gi as usize];
+                matches!(gl.resolution, Resolution::Literal)
+                    && self.policy.allowed(&gl.module, &gl.name).is_some()
+            }
+            _ => false,
+        }
+    }
+
+    fn inputs(&self, id: ValueId) -> Vec<ValueId> {
+        let mut v = Vec::new();
+        match self.g.value(id).kind {
+            Kind::Tuple(it) | Kind::List(it) | Kind::Dict(it) | Kind::FrozenSet(it) => {
+                v.extend_from_slice(self.g.items(it))
+            }
+            Kind::PersId(p) | Kind::ReadOnly(p) => v.push(p),
+            Kind::Call(c) => match self.subst.get(&id) {
+                Some(Subst::EmptyCall(..)) => {}
+                Some(Subst::Callee(..)) => {
+                    let call = &self.g.calls[c as usize];
+                    v.push(call.args);
+                    v.extend(call.kwargs);
+                }
+                None => {
+                    let call = &self.g.calls[c as usize];
+                    v.push(call.callee);
+                    v.push(call.args);
+                    v.extend(call.kwargs);
+                }
+            },
+            _ => {}
+        }
+        // Every change made to a kept object is kept, with what it stores.
+        for &m in self.muts.get(&id).into_iter().flatten() {
+            v.extend_from_slice(self.g.items(self.g.mutations[m].items));
+        }
+        v
+    }
+
+    fn needed(&self, root: ValueId) -> HashSet<ValueId> {
+        let mut seen = HashSet::new();
+        let mut work = vec![root];
+        while let Some(v) = work.pop() {
+            if seen.insert(v) {
+                work.extend(self.inputs(v));
+            }
+        }
+        seen
+    }
+
+    fn describe(&self, id: ValueId) -> String {
+        self.g.describe(id, self.data)
+    }
+
+    /// Only SETITEM(S) (and BUILD of its attributes, like a state dict's `_metadata`) touch
+    /// this value: it is used exactly as a mapping.
+    fn used_as_mapping(&self, id: ValueId) -> bool {
+        let ms: Vec<MutKind> = self
+            .muts
+            .get(&id)
+            .into_iter()
+            .flatten()
+            .map(|&m| self.g.mutations[m].kind)
+            .collect();
+        ms.iter()
+            .any(|k| matches!(k, MutKind::SetItem | MutKind::SetItems))
+            && ms
+                .iter()
+                .all(|k| matches!(k, MutKind::SetItem | MutKind::SetItems | MutKind::Build))
+    }
+
+    /// How the rest of the pickle uses a value, for refusals.
+    fn uses(&self, id: ValueId) -> String {
+        let mut uses = Vec::new();
+        for m in &self.g.mutations {
+            if m.target == id {
+                uses.push(format!(
+                    "{} at byte {} changes it",
+                    m.kind.opcode().name(),
+                    m.offset
+                ));
+            } else if self.g.items(m.items).contains(&id) {
+                uses.push(format!(
+                    "{} at byte {} stores it into {}",
+                    m.kind.opcode().name(),
+                    m.offset,
+                    self.describe(m.target)
+                ));
+            }
+        }
+        for c in &self.g.calls {
+            if c.callee == id {
+                uses.push(format!(
+                    "{} at byte {} calls it",
+                    c.kind.opcode().name(),
+                    c.offset
+                ));
+            } else if matches!(self.g.value(c.args).kind, Kind::Tuple(it) if self.g.items(it).contains(&id))
+            {
+                uses.push(format!(
+                    "{} at byte {} passes it as an argument",
+                    c.kind.opcode().name(),
+                    c.offset
+                ));
+            }
+        }
+        if uses.is_empty() {
+            "it is the loaded object itself".into()
+        } else {
+            uses.truncate(4);
+            uses.join("; ")
+        }
+    }
+
+    /// `(storage, offset, size, stride, requires_grad, backward_hooks[, metadata])`: the shape
+    /// of `torch._utils._rebuild_tensor_v2`'s arguments.
+    fn looks_like_rebuild_tensor_args(&self, args: ValueId) -> bool {
+        let Kind::Tuple(it) = self.g.value(args).kind else {
+            return false;
+        };
+        let it = self.g.items(it);
+        (6..=7).contains(&it.len())
+            && matches!(self.g.value(it[0]).kind, Kind::PersId(_))
+            && matches!(self.g.value(it[1]).kind, Kind::Int(_))
+            && matches!(self.g.value(it[2]).kind, Kind::Tuple(_))
+            && matches!(self.g.value(it[3]).kind, Kind::Tuple(_))
+            && matches!(self.g.value(it[4]).kind, Kind::Bool(_))
+    }
+
+    /// Decides a substitute for a needed call whose callee is not allowed, or explains why none exists.
+    fn substitute(&self, id: ValueId, root: ValueId) -> Result<Subst, String> {
+        let Kind::Call(c) = self.g.value(id).kind else {
+            return Err(format!(
+                "{} is not allowed and is not a call",
+                self.describe(id)
+            ));
+        };
+        let call = &self.g.calls[c as usize];
+        let od = ("collections", "OrderedDict");
+        if self.used_as_mapping(id)
+            && self.policy.allowed(od.0, od.1).is_some()
+            && (id == root || !self.muts.get(&id).is_none_or(|m| m.is_empty()))
+        {
+            return Ok(Subst::EmptyCall(od.0, od.1));
+        }
+        let rt = ("torch._utils", "_rebuild_tensor_v2");
+        if !self.allowed_global(call.callee)
+            && !matches!(self.g.value(call.callee).kind, Kind::Global(_))
+            && self.looks_like_rebuild_tensor_args(call.args)
+            && self.policy.allowed(rt.0, rt.1).is_some()
+        {
+            return Ok(Subst::Callee(rt.0, rt.1));
+        }
+        Err(format!(
+            "{} is part of the loaded object ({}), and no safe substitute is determined: it is neither \
+             a mapping root (filled by SETITEMS) that `collections.OrderedDict()` can replace, nor a \
+             computed callable applied to `_rebuild_tensor_v2`'s arguments",
+            self.describe(id),
+            self.uses(id)
+        ))
+    }
+}
+
+/// Rebuilds the first pickle of `g` (decoded from `data`) under `policy`.
+pub fn rebuild(g: &Graph, data: &[u8], policy: &Policy) -> Result<Rebuilt, String> {
+    let stream = g
+        .streams
+        .iter()
+        .find(|s| !s.nested)
+        .ok_or("no pickle stream")?;
+    if let Some(e) = &stream.error {
+        return Err(format!(
+            "the pickle is invalid at byte {} ({}); its meaning is not fully known",
+            e.offset, e.message
+        ));
+    }
+    let root = stream.root.ok_or("the pickle has no result")?;
+    if !g.arrays.is_empty() {
+        return Err("joblib array streams are not sanitized yet".into());
+    }
+    let mut muts: HashMap<ValueId, Vec<usize>> = HashMap::new();
+    for (i, m) in g.mutations.iter().enumerate() {
+        muts.entry(m.target).or_default().push(i);
+    }
+    let mut ctx = Ctx {
+        g,
+        data,
+        policy,
+        muts,
+        subst: HashMap::new(),
+    };
+    // Substitute until every needed call has an allowed callee, or refuse.
+    let needed = loop {
+        let needed = ctx.needed(root);
+        // Outermost calls first: a computed callable applied to arguments is replaced
+        // before the call that computed it is considered.
+        let mut ids: Vec<ValueId> = needed.iter().copied().collect();
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        let pending = ids.into_iter().find(|&id| match g.value(id).kind {
+            Kind::Call(c) => {
+                !ctx.subst.contains_key(&id) && !ctx.allowed_global(g.calls[c as usize].callee)
+            }
+            _ => false,
+        });
+        match pending {
+            Some(id) => {
+                let s = ctx.substitute(id, root)?;
+                ctx.subst.insert(id, s);
+            }
+            None => break needed,
+        }
+    };
+    for &id in &needed {
+        let v = g.value(id);
+        match v.kind {
+            Kind::Global(gi) if !ctx.allowed_global(id) => {
+                return Err(format!(
+                    "`{}` (at byte {}) is part of the result itself, not only called, and the policy does not allow it",
+                    g.globals[gi as usize].qualified(),
+                    v.offset
+                ));
+            }
+            Kind::Ext(_) | Kind::Buffer | Kind::ReadOnly(_) | Kind::Array(_) => {
+                return Err(format!(
+                    "{} is needed by the result and cannot be re-emitted safely",
+                    ctx.describe(id)
+                ));
+            }
+            _ => {}
+        }
+    }
+    // Mutations on kept objects must be allowed too.
+    for m in &g.mutations {
+        if !needed.contains(&m.target) {
+            continue;
+        }
+        let target = g.value(m.target);
+        let ok = match (m.kind, target.kind) {
+            (MutKind::Append | MutKind::Appends, Kind::List(_))
+            | (MutKind::SetItem | MutKind::SetItems, Kind::Dict(_))
+            | (MutKind::AddItems, Kind::Set) => true,
+            (kind, Kind::Call(c)) => {
+                let producer = match ctx.subst.get(&m.target) {
+                    Some(Subst::EmptyCall(mo, n)) | Some(Subst::Callee(mo, n)) => {
+                        Some(format!("{mo}.{n}"))
+                    }
+                    None => g.callee_global(&g.calls[c as usize]).map(Global::qualified),
+                };
+                match (kind, producer) {
+                    (MutKind::Build, Some(p)) => {
+                        policy.build == BuildMode::Instances && {
+                            let (mo, n) = p.rsplit_once('.').unwrap_or(("", &p));
+                            policy.allowed(mo, n).is_some()
+                        }
+                    }
+                    (_, Some(p)) => policy.is_container(&p),
+                    _ => false,
+                }
+            }
+            _ => false,
+        };
+        if !ok {
+            return Err(format!(
+                "{} at byte {} changes {}, which the result needs, in a way the policy does not allow",
+                m.kind.opcode().name(),
+                m.offset,
+                ctx.describe(m.target)
+            ));
+        }
+    }
+    let mut changes = Vec::new();
+    // Report what is dropped: effects that the result does not need.
+    let mut call_values: HashMap<u32, ValueId> = HashMap::new();
+    for (id, v) in g.values.iter().enumerate() {
+        if let Kind::Call(c) = v.kind {
+            call_values.insert(c, id as ValueId);
+        }
+    }
+    for (ci, call) in g.calls.iter().enumerate() {
+        if call_values
+            .get(&(ci as u32))
+            .is_some_and(|v| needed.contains(v))
+        {
+            continue;
+        }
+        let callee = match g.callee_global(call) {
+            Some(gl) => gl.qualified(),
+            None => g.describe(call.callee, data),
+        };
+        changes.push(Change {
+            offset: call.offset,
+            action: "removed",
+            what: format!(
+                "{} of {callee} (its result is not part of the loaded object)",
+                call.kind.opcode().name()
+            ),
+        });
+    }
+    for (id, s) in &ctx.subst {
+        let v = g.value(*id);
+        let what = match s {
+            Subst::EmptyCall(m, n) => format!("{} replaced by `{m}.{n}()`", ctx.describe(*id)),
+            Subst::Callee(m, n) => format!(
+                "the computed callable of {} replaced by `{m}.{n}`",
+                ctx.describe(*id)
+            ),
+        };
+        changes.push(Change {
+            offset: v.offset,
+            action: "substituted",
+            what,
+        });
+    }
+    for v in &stream.frame_violations {
+        changes.push(Change {
+            offset: v.offset,
+            action: "removed",
+            what: "a FRAME layout that pickle.py and the C unpickler read differently (re-emitted without frames)".into(),
+        });
+    }
+    for s in g.streams.iter().filter(|s| !s.nested).skip(1) {
+        changes.push(Change {
+            offset: s.start,
+            action: "removed",
+            what: "a trailing pickle after the first STOP".into(),
+        });
+    }
+    if let Some(t) = &g.trailing {
+        changes.push(Change {
+            offset: t.offset,
+            action: "removed",
+            what: format!("{} trailing bytes", t.len),
+        });
+    }
+    changes.sort_by_key(|c| c.offset);
+    let bytes = emit(&ctx, &needed, root, stream.max_proto)?;
+    Ok(Rebuilt { bytes, changes })
+}
+
+fn needs_proto4(ctx: &Ctx<'_>, needed: &HashSet<ValueId>) -> bool {
+    needed.iter().any(|&id| {
+        matches!(ctx.g.value(id).kind, Kind::Set | Kind::FrozenSet(_))
+            || matches!(ctx.g.value(id).kind, Kind::Call(c) if ctx.g.calls[c as usize].kind == CallKind::NewObjEx)
+    })
+}
+
+/// Deepest nesting the writer follows before it refuses (it recurses).
+const MAX_DEPTH: usize = 5_000;
+
+fn emit(
+    ctx: &Ctx<'_>,
+    needed: &HashSet<ValueId>,
+    root: ValueId,
+    max_proto: u8,
+) -> Result<Vec<u8>, String> {
+    let proto = if needs_proto4(ctx, needed) {
+        max_proto.max(4)
+    } else {
+        max_proto.clamp(2, 5)
+    };
+    let mut w = Writer {
+        ctx,
+        e: Emitter::new(proto),
+        memo: HashMap::new(),
+    };
+    // Written the way a pickler writes: each object once, built, memoized, then filled by
+    // its mutations in their original order, before anything uses it. No POP or DUP, so
+    // restricted loaders (torch's weights_only) accept the result.
+    w.value(root, 0)?;
+    w.e.stop();
+    Ok(w.e.out)
+}
+
+struct Writer<'c, 'g> {
+    ctx: &'c Ctx<'g>,
+    e: Emitter,
+    memo: HashMap<ValueId, u32>,
+}
+
+impl Writer<'_, '_> {
+    fn value(&mut self, id: ValueId, depth: usize) -> Result<(), String> {
+        if depth > MAX_DEPTH {
+            return Err(format!(
+                "the object is nested deeper than {MAX_DEPTH} levels"
+            ));
+        }
+        if let Some(&i) = self.memo.get(&id) {
+            self.e.get(i);
+            return Ok(());
+        }
+        let g = self.ctx.g;
+        if is_scalar(g.value(id).kind) {
+            return push_ref(self.ctx, &mut self.e, &self.memo, id);
+        }
+        self.construct(id, depth)?;
+        let i = self.e.put();
+        self.memo.insert(id, i);
+        let muts: Vec<usize> = self.ctx.muts.get(&id).cloned().unwrap_or_default();
+        for m in muts {
+            let m = &g.mutations[m];
+            let items = g.items(m.items).to_vec();
+            match m.kind {
+                MutKind::Append | MutKind::SetItem | MutKind::Build => {
+                    for it in items {
+                        self.value(it, depth + 1)?;
+                    }
+                    self.e.op(match m.kind {
+                        MutKind::Append => b'a',
+                        MutKind::SetItem => b's',
+                        _ => b'b',
+                    });
+                }
+                MutKind::Appends | MutKind::SetItems | MutKind::AddItems => {
+                    self.e.op(b'(');
+                    for it in items {
+                        self.value(it, depth + 1)?;
+                    }
+                    self.e.op(match m.kind {
+                        MutKind::Appends => b'e',
+                        MutKind::SetItems => b'u',
+                        _ => 0x90,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn items(&mut self, it: Items, depth: usize) -> Result<(), String> {
+        for &x in self.ctx.g.items(it).to_vec().iter() {
+            self.value(x, depth + 1)?;
+        }
+        Ok(())
+    }
+
+    fn construct(&mut self, id: ValueId, depth: usize) -> Result<(), String> {
+        let g = self.ctx.g;
+        match g.value(id).kind {
+            Kind::Tuple(it) => match it.len {
+                0 => self.e.op(b')'),
+                1..=3 => {
+                    self.items(it, depth)?;
+                    self.e.op(0x84 + it.len as u8);
+                }
+                _ => {
+                    self.e.op(b'(');
+                    self.items(it, depth)?;
+                    self.e.op(b't');
+                }
+            },
+            // Empty container plus APPENDS/SETITEMS, as CPython's pickler and torch.save write them.
+            Kind::List(it) => {
+                self.e.op(b']');
+                if it.len > 0 {
+                    self.e.op(b'(');
+                    self.items(it, depth)?;
+                    self.e.op(b'e');
+                }
+            }
+            Kind::Dict(it) => {
+                self.e.op(b'}');
+                if it.len > 0 {
+                    self.e.op(b'(');
+                    self.items(it, depth)?;
+                    self.e.op(b'u');
+                }
+            }
+            Kind::Set => self.e.op(0x8f),
+            Kind::FrozenSet(it) => {
+                self.e.op(b'(');
+                self.items(it, depth)?;
+                self.e.op(0x91);
+            }
+            Kind::Global(gi) => {
+                let gl = &g.globals[gi as usize];
+                self.e.global(&gl.module, &gl.name);
+            }
+            Kind::PersId(pid) => {
+                self.value(pid, depth + 1)?;
+                self.e.op(b'Q');
+            }
+            Kind::Call(c) => {
+                let call = &g.calls[c as usize];
+                let subst = self.ctx.subst.get(&id).copied();
+                if let Some(Subst::EmptyCall(m, n)) = subst {
+                    self.e.global(m, n);
+                    self.e.op(b')');
+                    self.e.op(b'R');
+                    return Ok(());
+                }
+                let inst = matches!(call.kind, CallKind::Inst | CallKind::Obj);
+                if inst {
+                    self.e.op(b'(');
+                }
+                match subst {
+                    Some(Subst::Callee(m, n)) => self.e.global(m, n),
+                    _ => self.value(call.callee, depth + 1)?,
+                }
+                if inst {
+                    // instantiate(cls, args) keeps INST/OBJ semantics: MARK, class, arguments, OBJ.
+                    let Kind::Tuple(it) = g.value(call.args).kind else {
+                        return Err("INST/OBJ arguments are not a tuple".into());
+                    };
+                    self.items(it, depth)?;
+                    self.e.op(b'o');
+                    return Ok(());
+                }
+                self.value(call.args, depth + 1)?;
+                match call.kind {
+                    CallKind::Reduce => self.e.op(b'R'),
+                    CallKind::NewObj => self.e.op(0x81),
+                    _ => {
+                        self.value(call.kwargs.ok_or("NEWOBJ_EX without kwargs")?, depth + 1)?;
+                        self.e.op(0x92);
+                    }
+                }
+            }
+            k => return Err(format!("cannot re-emit {k:?}")),
+        }
+        Ok(())
+    }
+}
+
+fn push_ref(
+    ctx: &Ctx<'_>,
+    e: &mut Emitter,
+    memo: &HashMap<ValueId, u32>,
+    id: ValueId,
+) -> Result<(), String> {
+    if let Some(&i) = memo.get(&id) {
+        e.get(i);
+        return Ok(());
+    }
+    let g = ctx.g;
+    let v = g.value(id);
+    match v.kind {
+        Kind::None => e.none(),
+        Kind::Bool(b) => e.bool(b),
+        Kind::Int(i) => e.int(i),
+        Kind::BigInt(i) => e.bigint(&g.bigints[i as usize])?,
+        Kind::Float(f) => e.float(f),
+        Kind::Str(i) => {
+            let bytes = match &g.strs[i as usize] {
+                PyStr::Span { offset, len } => {
+                    let s = (offset - g.base) as usize;
+                    ctx.data
+                        .get(s..s + *len as usize)
+                        .ok_or("string out of range")?
+                        .to_vec()
+                }
+                PyStr::Owned(s) => s.as_bytes().to_vec(),
+                PyStr::CodePoints(c) => encode_surrogatepass(c),
+            };
+            e.str_utf8(&bytes);
+        }
+        Kind::Bytes(b) | Kind::ByteArray(b) => {
+            let (off, len) = g.blobs[b as usize];
+            let s = (off - g.base) as usize;
+            let bytes = ctx
+                .data
+                .get(s..s + len as usize)
+                .ok_or("bytes out of range")?;
+            if matches!(v.kind, Kind::ByteArray(_)) {
+                if e.proto < 5 {
+                    e.global("builtins", "bytearray");
+                    e.bytes(bytes);
+                    e.op(0x85);
+                    e.op(b'R');
+                } else {
+                    e.op(0x96);
+                    e.out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+                    e.out.extend_from_slice(bytes);
+                }
+            } else {
+                e.bytes(bytes);
+            }
+        }
+        _ => {
+            return Err(format!(
+                "internal: {} used before it is built",
+                g.describe(id, ctx.data)
+            ))
+        }
+    }
+    Ok(())
+}
+
+fn encode_surrogatepass(cps: &[u32]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for &c in cps {
+        match char::from_u32(c) {
+            Some(ch) => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+            }
+            None => {
+                out.push(0xE0 | ((c >> 12) & 0x0F) as u8);
+                out.push(0x80 | ((c >> 6) & 0x3F) as u8);
+                out.push(0x80 | (c & 0x3F) as u8);
+            }
+        }
+    }
+    out
+}
