@@ -106,7 +106,9 @@ enum Command {
     },
     /// Write a sanitized replacement: keep the model, drop the attack (exit 1 if impossible).
     Sanitize {
-        file: PathBuf,
+        /// Files to sanitize (several with --in-place, e.g. from a pre-commit hook).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
         /// Where to write the sanitized file.
         #[arg(
             short = 'o',
@@ -183,22 +185,34 @@ pub fn main() -> i32 {
             plain,
         } => run_disasm(&file, format, plain),
         Command::Sanitize {
-            file,
+            files,
             output,
             in_place,
             no_backup,
             format,
             presets,
             config,
-        } => run_sanitize(
-            &file,
-            output.as_deref(),
-            in_place,
-            no_backup,
-            format,
-            &presets,
-            &config,
-        ),
+        } => {
+            if output.is_some() && files.len() != 1 {
+                eprintln!("picklegate: error: -o takes one input file; use --in-place for several");
+                return 2;
+            }
+            files
+                .iter()
+                .map(|f| {
+                    run_sanitize(
+                        f,
+                        output.as_deref(),
+                        in_place,
+                        no_backup,
+                        format,
+                        &presets,
+                        &config,
+                    )
+                })
+                .max()
+                .unwrap_or(0)
+        }
         Command::Policy { command } => match command {
             PolicyCommand::Check { config } => run_check(&config),
             PolicyCommand::Explain { paths, config } => run_explain(&paths, &config),
