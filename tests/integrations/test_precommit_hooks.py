@@ -69,7 +69,29 @@ def test_sanitize_hook_is_manual_only():
     assert h["stages"] == ["manual"]
     assert h["entry"].startswith("picklegate sanitize --in-place")
     assert h["language"] == "rust"
-    assert "later release" in h["description"] and "fails" in h["description"]
+    assert "left untouched" in h["description"]
+
+
+def test_sanitize_hook_entry_handles_a_file_list(tmp_path):
+    # What pre-commit runs for the manual hook: every file passes through the same entry.
+    import shutil
+    import subprocess
+    root = Path(__file__).resolve().parents[2]
+    binary = os.environ.get("PICKLEGATE_BIN", str(root / "target" / "release" / "picklegate"))
+    text = tmp_path / "README.md"
+    text.write_text("not a pickle\n")
+    clean = tmp_path / "clean.pkl"
+    shutil.copy(root / "tests/fixtures/benign/torch_linear.pkl", clean)
+    evil = tmp_path / "evil.pkl"
+    shutil.copy(root / "tests/fixtures/attacks/a04_bad_dict.pkl", evil)
+    before = {p: p.read_bytes() for p in (text, clean)}
+    entry = hooks_by_id()["picklegate-sanitize"]["entry"].split()
+    r = subprocess.run([binary, *entry[1:], str(text), str(clean), str(evil)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert all(p.read_bytes() == b for p, b in before.items())
+    assert not (tmp_path / "README.md.orig").exists() and not (tmp_path / "clean.pkl.orig").exists()
+    assert (tmp_path / "evil.pkl.orig").exists()
+    assert subprocess.run([binary, "scan", str(evil)], capture_output=True).returncode == 0
 
 
 # --- (b) the system hook through the real client --------------------------------------------
