@@ -86,6 +86,12 @@ enum Command {
         /// Also write a report: FORMAT=PATH (json, sarif, github, gitlab, human; repeatable).
         #[arg(long = "report", value_name = "FORMAT=PATH")]
         reports: Vec<String>,
+        /// Write sanitized replacements for files with findings (in the working tree).
+        #[arg(long)]
+        fix: bool,
+        /// With --fix in --staged/--hook mode: also stage the sanitized files.
+        #[arg(long, requires = "fix")]
+        fix_stage: bool,
         /// Use these embedded presets for every path instead of the configured policies (repeatable).
         #[arg(long = "preset", value_name = "NAME")]
         presets: Vec<String>,
@@ -175,10 +181,21 @@ pub fn main() -> i32 {
             format,
             git,
             reports,
+            fix,
+            fix_stage,
             presets,
             levels,
             config,
-        } => run_scan(paths, format, &git, &reports, &presets, &levels, &config),
+        } => run_scan(
+            paths,
+            format,
+            &git,
+            &reports,
+            &presets,
+            &levels,
+            &config,
+            fix.then_some(fix_stage),
+        ),
         Command::Disasm {
             file,
             format,
@@ -543,6 +560,7 @@ fn scan_blob(
     (r, Some(digest_hex(&data)))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_scan(
     paths: Vec<PathBuf>,
     format: Format,
@@ -551,6 +569,7 @@ fn run_scan(
     presets: &[String],
     levels: &[String],
     args: &ConfigArgs,
+    fix: Option<bool>,
 ) -> i32 {
     let known: Vec<&str> = policy::PRESETS.iter().map(|p| p.0).collect();
     for p in presets {
@@ -705,7 +724,100 @@ fn run_scan(
     if full_scan && presets.is_empty() {
         warn_unused(&config, &used_exceptions);
     }
-    Summary::exit_code(&reports)
+    let code = Summary::exit_code(&reports);
+    match fix {
+        Some(stage) if code == 1 => fix_reports(&reports, &targets, &config, stage),
+        _ => code,
+    }
+}
+
+/// `scan --fix`: sanitized replacements for every file with findings, written in the working
+/// tree (from the scanned content: the index blob in git modes); `--fix-stage` stages them.
+/// 0 when every file was sanitized, 1 when one could not be, 2 on errors.
+fn fix_reports(reports: &[FileReport], targets: &Targets, config: &Config, stage: bool) -> i32 {
+    let (repo, workdir) = match targets {
+        Targets::Blobs(r, ..) | Targets::Mixed(r, ..) => (
+            Some(r),
+            r.workdir()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from(".")),
+        ),
+        Targets::Files(_) => (None, PathBuf::from(".")),
+    };
+    let mut code = 0;
+    let mut staged = Vec::new();
+    for r in reports
+        .iter()
+        .filter(|r| r.status == scan::Status::Findings)
+    {
+        let rel = match (&r.source, repo) {
+            (Some(_), Some(_)) => config.relative_lexical(&workdir, &r.path),
+            _ => config.relative(Path::new(&r.path)),
+        };
+        let (policy, _) = config.policy_for(&rel);
+        let (outcome, target) = match (&r.source, repo) {
+            (Some(src), Some(repo)) => {
+                let data = git2::Oid::from_str(&src.blob)
+                    .ok()
+                    .and_then(|o| git::read_blob(repo, o).ok());
+                let Some(data) = data else {
+                    eprintln!(
+                        "picklegate: error: {}: cannot read blob {}",
+                        r.path, src.blob
+                    );
+                    code = 2;
+                    continue;
+                };
+                (
+                    sanitize::sanitize_bytes(&r.path, &data, policy),
+                    workdir.join(&r.path),
+                )
+            }
+            _ => (
+                sanitize::sanitize_file(Path::new(&r.path), policy),
+                PathBuf::from(&r.path),
+            ),
+        };
+        match outcome {
+            Ok(sanitize::Outcome::Rebuilt { bytes, changes, .. }) => {
+                if let Err(e) = sanitize::write_atomically(&target, &bytes) {
+                    eprintln!("picklegate: error: cannot write {}: {e}", target.display());
+                    code = 2;
+                    continue;
+                }
+                eprintln!(
+                    "picklegate: {}: sanitized ({} change(s))",
+                    r.path,
+                    changes.len()
+                );
+                staged.push(r.path.clone());
+            }
+            Ok(sanitize::Outcome::Clean) => {}
+            Err(sanitize::SanitizeError::Refused(why)) => {
+                eprintln!("picklegate: {}: cannot be sanitized: {why}", r.path);
+                code = code.max(1);
+            }
+            Err(e) => {
+                eprintln!("picklegate: error: {e}");
+                code = 2;
+            }
+        }
+    }
+    if stage {
+        if let Some(repo) = repo {
+            let added = repo.index().and_then(|mut idx| {
+                for p in &staged {
+                    idx.add_path(Path::new(p))?;
+                }
+                idx.write()
+            });
+            if let Err(e) = added {
+                eprintln!("picklegate: error: cannot stage the sanitized files: {e}");
+                return 2;
+            }
+        }
+    }
+    code
 }
 
 /// After a full scan: allow entries and exceptions of the configuration that matched nothing.

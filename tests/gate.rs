@@ -373,3 +373,27 @@ fn side_reports_are_written_in_the_same_run() {
         "{md}"
     );
 }
+
+#[test]
+fn fix_writes_sanitized_replacements_and_restages_them() {
+    let repo = Repo::new();
+    repo.write("ok.pkl", &benign());
+    repo.commit("init");
+    repo.write("model.pkl", &fixture("attacks", "a04_bad_dict.pkl"));
+    repo.git(&["add", "model.pkl"]);
+    let (code, _, err) = repo.scan(&["--staged", "--fix", "--fix-stage"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("model.pkl: sanitized"), "{err}");
+    // The index now holds the sanitized file, and so does the working tree.
+    assert_eq!(repo.scan(&["--staged"]).0, 0);
+    assert_eq!(repo.scan(&["model.pkl"]).0, 0);
+    // A file whose attack is part of the object is refused: exit 1, left as it is.
+    repo.write("bad.pkl", &fixture("attacks", "a07_protocol_mixing.pkl"));
+    let (code, _, err) = repo.scan(&["bad.pkl", "--fix"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("bad.pkl: cannot be sanitized"), "{err}");
+    assert_eq!(
+        std::fs::read(repo.root().join("bad.pkl")).unwrap_or_default(),
+        fixture("attacks", "a07_protocol_mixing.pkl")
+    );
+}

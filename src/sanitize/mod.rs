@@ -123,6 +123,29 @@ pub fn sanitize_file(path: &Path, policy: &Policy) -> Result<Outcome, SanitizeEr
     }
 }
 
+/// Plans the sanitization of bytes already in memory (a git index blob).
+pub fn sanitize_bytes(name: &str, data: &[u8], policy: &Policy) -> Result<Outcome, SanitizeError> {
+    let report = scan::scan_bytes(name, data, policy, &ScanOptions::default());
+    if report.status == scan::Status::Clean {
+        return Ok(Outcome::Clean);
+    }
+    match report.format {
+        "pickle" => {
+            let (bytes, changes) = rebuild_pickle(data, policy)?;
+            verify_file("pickle", &bytes, policy)?;
+            Ok(Outcome::Rebuilt {
+                bytes,
+                changes,
+                format: "pickle",
+            })
+        }
+        "torch-zip" => sanitize_torch_zip(&crate::container::blob::MemBlob(data), policy),
+        other => refuse(format!(
+            "sanitizing {other} files is not supported yet (raw pickles and PyTorch zip checkpoints are); nothing was written"
+        )),
+    }
+}
+
 fn sanitize_torch_zip(blob: &dyn Blob, policy: &Policy) -> Result<Outcome, SanitizeError> {
     let arch = zip::read(blob, 100_000).map_err(|e| SanitizeError::Refused(format!("zip: {e}")))?;
     let mut seen = std::collections::HashSet::new();
