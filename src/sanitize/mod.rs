@@ -117,6 +117,7 @@ pub fn sanitize_file(path: &Path, policy: &Policy) -> Result<Outcome, SanitizeEr
             let blob = FileBlob::open(path).map_err(io)?;
             sanitize_torch_zip(&blob, policy)
         }
+        "npy" => sanitize_npy(&std::fs::read(path).map_err(io)?, policy),
         other => refuse(format!(
             "sanitizing {other} files is not supported yet (raw pickles and PyTorch zip checkpoints are); nothing was written"
         )),
@@ -140,10 +141,32 @@ pub fn sanitize_bytes(name: &str, data: &[u8], policy: &Policy) -> Result<Outcom
             })
         }
         "torch-zip" => sanitize_torch_zip(&crate::container::blob::MemBlob(data), policy),
+        "npy" => sanitize_npy(data, policy),
         other => refuse(format!(
             "sanitizing {other} files is not supported yet (raw pickles and PyTorch zip checkpoints are); nothing was written"
         )),
     }
+}
+
+/// An object-dtype `.npy`: the header is kept byte for byte, the pickle after it rebuilt.
+fn sanitize_npy(data: &[u8], policy: &Policy) -> Result<Outcome, SanitizeError> {
+    let h = crate::container::npy::parse(data).map_err(SanitizeError::Refused)?;
+    if !h.has_object {
+        return refuse("the array holds no objects, so there is no pickle to sanitize");
+    }
+    let start = h.data_offset as usize;
+    let (pickle, mut changes) = rebuild_pickle(&data[start..], policy)?;
+    for c in &mut changes {
+        c.offset += start as u64;
+    }
+    let mut bytes = data[..start].to_vec();
+    bytes.extend_from_slice(&pickle);
+    verify_file("npy", &bytes, policy)?;
+    Ok(Outcome::Rebuilt {
+        bytes,
+        changes,
+        format: "npy",
+    })
 }
 
 fn sanitize_torch_zip(blob: &dyn Blob, policy: &Policy) -> Result<Outcome, SanitizeError> {

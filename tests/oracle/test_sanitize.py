@@ -131,3 +131,24 @@ def test_unsanitizable_interwoven_results_are_refused_with_the_reason(tmp_path):
     code, report, _ = sanitize(FIX / "attacks" / "a07_protocol_mixing.pkl", out)
     assert code == 1 and not out.exists()
     assert "stores it into" in report["reason"] and "no safe substitute" in report["reason"]
+
+
+NPY_COMPARE = r'''
+import sys, numpy as np
+a = np.load(sys.argv[1], allow_pickle=True)
+b = np.load(sys.argv[2], allow_pickle=True)
+assert a.dtype == b.dtype and a.shape == b.shape
+assert all(x == y for x, y in zip(a.tolist(), b.tolist())), (a, b)
+print("EQUAL")
+'''
+
+
+def test_object_npy_is_sanitized_into_the_original_array(tmp_path):
+    out = tmp_path / "clean.npy"
+    code, report, err = sanitize(FIX / "containers" / "mal_numpy_object.npy", out)
+    assert code == 0, f"{report} {err}"
+    env = dict(os.environ, PICKLEGATE_CANARY=str(tmp_path / "canary"))
+    r = subprocess.run([sys.executable, "-c", NPY_COMPARE, str(out), str(FIX / "containers" / "numpy_object.npy")],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0 and "EQUAL" in r.stdout, r.stderr
+    assert not (tmp_path / "canary").exists()
