@@ -290,6 +290,22 @@ fn load_config(args: &ConfigArgs, quiet: bool) -> Result<Config, i32> {
     }
 }
 
+/// The configuration, replaced by `--preset`s for every path when any are given.
+fn load_config_with_presets(
+    args: &ConfigArgs,
+    presets: &[String],
+    quiet: bool,
+) -> Result<Config, i32> {
+    let config = load_config(args, quiet)?;
+    if presets.is_empty() {
+        return Ok(config);
+    }
+    config.with_presets(presets).map_err(|e| {
+        eprintln!("picklegate: error: {e}");
+        2
+    })
+}
+
 fn parse_levels(levels: &[String]) -> Result<HashMap<Rule, Level>, String> {
     let mut out = HashMap::new();
     for l in levels {
@@ -353,23 +369,6 @@ fn render(format: Format, reports: &[FileReport], color_ok: bool) -> String {
         Format::Github => report::github::render(reports),
         Format::Gitlab => report::gitlab::render(reports),
     }
-}
-
-/// Writes next to the target and renames over it: never a partial report.
-fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.picklegate-{}.tmp", std::process::id()));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
 }
 
 fn digest_hex(data: &[u8]) -> String {
@@ -588,19 +587,14 @@ fn run_scan(
             return 2;
         }
     };
-    let mut config = match load_config(args, !presets.is_empty() || format != Format::Human) {
+    let config = match load_config_with_presets(
+        args,
+        presets,
+        !presets.is_empty() || format != Format::Human,
+    ) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    if !presets.is_empty() {
-        config = match config.with_presets(presets) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("picklegate: error: {e}");
-                return 2;
-            }
-        };
-    }
     let targets = match git_targets(&paths, g) {
         Ok(Some(t)) => t,
         Ok(None) => {
@@ -704,7 +698,7 @@ fn run_scan(
     }
     drop(stdout);
     for (f, path) in &side {
-        if let Err(e) = write_atomically(path, &render(*f, &reports, false)) {
+        if let Err(e) = sanitize::write_atomically(path, render(*f, &reports, false).as_bytes()) {
             eprintln!("picklegate: error: cannot write {}: {e}", path.display());
             return 2;
         }
@@ -969,19 +963,10 @@ fn run_sanitize(
         eprintln!("picklegate: error: say where to write: -o OUT or --in-place");
         return 2;
     }
-    let mut config = match load_config(args, true) {
+    let config = match load_config_with_presets(args, presets, true) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    if !presets.is_empty() {
-        config = match config.with_presets(presets) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("picklegate: error: {e}");
-                return 2;
-            }
-        };
-    }
     let rel = config.relative(file);
     let (policy, _) = config.policy_for(&rel);
     let json = format == Format::Json;

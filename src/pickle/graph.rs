@@ -213,6 +213,25 @@ pub struct Stream {
     pub nested: bool,
 }
 
+impl Stream {
+    /// A stream about to be run from `start`.
+    pub fn at(start: u64, nested: bool) -> Stream {
+        Stream {
+            start,
+            end: start,
+            ops: 0,
+            root: None,
+            stopped: false,
+            error: None,
+            max_proto: 0,
+            protos: Vec::new(),
+            frame_violations: Vec::new(),
+            effectful: false,
+            nested,
+        }
+    }
+}
+
 /// Bytes after the last pickle that are not a pickle themselves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trailing {

@@ -199,19 +199,7 @@ impl<'a> Vm<'a> {
             self.marks.clear();
             self.proto = 0;
             self.empty_tuple = None;
-            let mut stream = Stream {
-                start: self.base + start as u64,
-                end: self.base + start as u64,
-                ops: 0,
-                root: None,
-                stopped: false,
-                error: None,
-                max_proto: 0,
-                protos: Vec::new(),
-                frame_violations: Vec::new(),
-                effectful: false,
-                nested: false,
-            };
+            let mut stream = Stream::at(self.base + start as u64, false);
             let effects_before = self.effect_count();
             let slot = self.g.streams.len();
             let result = self.run_stream(&mut dec, &mut stream);
@@ -1108,19 +1096,7 @@ impl<'a> Vm<'a> {
         let empty = self.empty_tuple.take();
         self.proto = 0;
         let start = self.base + dec.pos() as u64;
-        let mut stream = Stream {
-            start,
-            end: start,
-            ops: 0,
-            root: None,
-            stopped: false,
-            error: None,
-            max_proto: 0,
-            protos: Vec::new(),
-            frame_violations: Vec::new(),
-            effectful: false,
-            nested: true,
-        };
+        let mut stream = Stream::at(start, true);
         let r = self.run_stream(dec, &mut stream);
         stream.end = self.base + dec.pos() as u64;
         let root = stream.root;
