@@ -296,21 +296,6 @@ fn check_mutations(g: &Graph, data: &[u8], policy: &Policy, ctx: &Context, out: 
     }
 }
 
-/// `('storage', <storage class>, key: str, location: str, numel: int)`, as torch writes them.
-fn is_torch_storage_pid(g: &Graph, pid: ValueId, data: &[u8]) -> bool {
-    let Kind::Tuple(items) = g.value(pid).kind else {
-        return false;
-    };
-    let it = g.items(items);
-    // Legacy files add a sixth element (view metadata).
-    (it.len() == 5 || it.len() == 6)
-        && g.as_str(it[0], data).is_some_and(|s| s == "storage")
-        && matches!(g.value(it[1]).kind, Kind::Global(_))
-        && matches!(g.value(it[2]).kind, Kind::Str(_))
-        && matches!(g.value(it[3]).kind, Kind::Str(_))
-        && matches!(g.value(it[4]).kind, Kind::Int(_))
-}
-
 fn check_persids(g: &Graph, data: &[u8], policy: &Policy, out: &mut Vec<Finding>) {
     for &v in &g.persids {
         let Kind::PersId(pid) = g.value(v).kind else {
@@ -318,7 +303,9 @@ fn check_persids(g: &Graph, data: &[u8], policy: &Policy, out: &mut Vec<Finding>
         };
         let ok = match policy.persistent_ids {
             PersistentIds::Any => true,
-            PersistentIds::TorchStorage => is_torch_storage_pid(g, pid, data),
+            PersistentIds::TorchStorage => {
+                crate::container::torch::storage_pid(g, pid, data).is_some()
+            }
             PersistentIds::None => false,
         };
         if !ok {

@@ -1,7 +1,7 @@
 //! PyTorch formats: what `data.pkl` references in a zip checkpoint, legacy
 //! (`_use_new_zipfile_serialization=False`) stream layout, TorchScript recognition.
 
-use crate::pickle::graph::{Graph, Kind};
+use crate::pickle::graph::{Graph, Kind, ValueId};
 
 /// The legacy format's first pickle is this LONG.
 pub const LEGACY_MAGIC: &str = "119547037146038801333356";
@@ -30,39 +30,45 @@ pub fn element_size(class: &str) -> Option<u64> {
     })
 }
 
-/// Storage persistent ids of the shape torch writes: `('storage', cls, key, location, numel, ...)`.
-pub fn storage_refs(g: &Graph, data: &[u8]) -> Vec<StorageRef> {
-    let mut out = Vec::new();
-    for &p in &g.persids {
-        let Kind::PersId(pid) = g.value(p).kind else {
-            continue;
-        };
-        let Kind::Tuple(items) = g.value(pid).kind else {
-            continue;
-        };
-        let it = g.items(items);
-        if it.len() < 5 || g.as_str(it[0], data).is_none_or(|s| s != "storage") {
-            continue;
-        }
-        let class = match g.value(it[1]).kind {
-            Kind::Global(gi) => g.globals[gi as usize].qualified(),
-            _ => continue,
-        };
-        let Some(key) = g.as_str(it[2], data) else {
-            continue;
-        };
-        let numel = match g.value(it[4]).kind {
-            Kind::Int(n) => Some(n),
-            _ => None,
-        };
-        out.push(StorageRef {
-            offset: g.value(p).offset,
-            key: key.into_owned(),
-            class,
-            numel,
-        });
+/// A persistent id of the shape torch writes: `('storage', <storage class>, key: str,
+/// location: str, numel: int[, view metadata])` (the sixth element in legacy files).
+pub fn storage_pid(g: &Graph, pid: ValueId, data: &[u8]) -> Option<(String, String, i64)> {
+    let Kind::Tuple(items) = g.value(pid).kind else {
+        return None;
+    };
+    let it = g.items(items);
+    if !(it.len() == 5 || it.len() == 6) || g.as_str(it[0], data).is_none_or(|s| s != "storage") {
+        return None;
     }
-    out
+    let class = match g.value(it[1]).kind {
+        Kind::Global(gi) => g.globals[gi as usize].qualified(),
+        _ => return None,
+    };
+    let key = g.as_str(it[2], data)?.into_owned();
+    g.as_str(it[3], data)?;
+    let Kind::Int(numel) = g.value(it[4]).kind else {
+        return None;
+    };
+    Some((class, key, numel))
+}
+
+/// Every storage the pickle's persistent ids ask the loader for.
+pub fn storage_refs(g: &Graph, data: &[u8]) -> Vec<StorageRef> {
+    g.persids
+        .iter()
+        .filter_map(|&p| {
+            let Kind::PersId(pid) = g.value(p).kind else {
+                return None;
+            };
+            let (class, key, numel) = storage_pid(g, pid, data)?;
+            Some(StorageRef {
+                offset: g.value(p).offset,
+                key,
+                class,
+                numel: Some(numel),
+            })
+        })
+        .collect()
 }
 
 /// Whether the first pickle of a stream is the legacy magic number, a literal.

@@ -88,51 +88,44 @@ fn rebuild_pickle(data: &[u8], policy: &Policy) -> Result<(Vec<u8>, Vec<Change>)
 
 /// Plans the sanitization of one file under `policy`.
 pub fn sanitize_file(path: &Path, policy: &Policy) -> Result<Outcome, SanitizeError> {
+    let report = scan::scan_file(path, policy, &ScanOptions::default());
     let io = |e: std::io::Error| SanitizeError::Io {
         path: path.display().to_string(),
         source: e,
     };
-    let report = scan::scan_file(path, policy, &ScanOptions::default());
     if let Some(e) = &report.error {
-        return Err(SanitizeError::Io {
-            path: path.display().to_string(),
-            source: std::io::Error::other(e.clone()),
-        });
+        return Err(io(std::io::Error::other(e.clone())));
     }
-    if report.status == scan::Status::Clean {
-        return Ok(Outcome::Clean);
-    }
-    match report.format {
-        "pickle" => {
-            let data = std::fs::read(path).map_err(io)?;
-            let (bytes, changes) = rebuild_pickle(&data, policy)?;
-            verify_file("pickle", &bytes, policy)?;
-            Ok(Outcome::Rebuilt {
-                bytes,
-                changes,
-                format: "pickle",
-            })
-        }
-        "torch-zip" => {
-            let blob = FileBlob::open(path).map_err(io)?;
-            sanitize_torch_zip(&blob, policy)
-        }
-        "npy" => sanitize_npy(&std::fs::read(path).map_err(io)?, policy),
-        other => refuse(format!(
-            "sanitizing {other} files is not supported yet (raw pickles and PyTorch zip checkpoints are); nothing was written"
-        )),
-    }
+    let blob = FileBlob::open(path).map_err(io)?;
+    sanitize_blob(&blob, &report, policy)
 }
 
 /// Plans the sanitization of bytes already in memory (a git index blob).
 pub fn sanitize_bytes(name: &str, data: &[u8], policy: &Policy) -> Result<Outcome, SanitizeError> {
     let report = scan::scan_bytes(name, data, policy, &ScanOptions::default());
+    sanitize_blob(&crate::container::blob::MemBlob(data), &report, policy)
+}
+
+/// One decision per format, whatever the bytes come from; `report` is the blob's scan.
+fn sanitize_blob(
+    blob: &dyn Blob,
+    report: &scan::FileReport,
+    policy: &Policy,
+) -> Result<Outcome, SanitizeError> {
     if report.status == scan::Status::Clean {
         return Ok(Outcome::Clean);
     }
+    let whole = || -> Result<Vec<u8>, SanitizeError> {
+        blob.read_at(0, blob.len() as usize)
+            .map(|d| d.into_owned())
+            .map_err(|e| SanitizeError::Io {
+                path: report.path.clone(),
+                source: e,
+            })
+    };
     match report.format {
         "pickle" => {
-            let (bytes, changes) = rebuild_pickle(data, policy)?;
+            let (bytes, changes) = rebuild_pickle(&whole()?, policy)?;
             verify_file("pickle", &bytes, policy)?;
             Ok(Outcome::Rebuilt {
                 bytes,
@@ -140,10 +133,11 @@ pub fn sanitize_bytes(name: &str, data: &[u8], policy: &Policy) -> Result<Outcom
                 format: "pickle",
             })
         }
-        "torch-zip" => sanitize_torch_zip(&crate::container::blob::MemBlob(data), policy),
-        "npy" => sanitize_npy(data, policy),
+        "torch-zip" => sanitize_torch_zip(blob, policy),
+        "npy" => sanitize_npy(&whole()?, policy),
         other => refuse(format!(
-            "sanitizing {other} files is not supported yet (raw pickles and PyTorch zip checkpoints are); nothing was written"
+            "sanitizing {other} files is not supported yet (raw pickles, PyTorch zip checkpoints and \
+             object .npy arrays are); nothing was written"
         )),
     }
 }
