@@ -128,6 +128,9 @@ enum Command {
         in_place: bool,
         #[arg(long, requires = "in_place")]
         no_backup: bool,
+        /// Re-emit files with nothing outside policy too: a canonical, freshly numbered copy.
+        #[arg(long)]
+        rebuild: bool,
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
         #[arg(long = "preset", value_name = "NAME")]
@@ -206,6 +209,7 @@ pub fn main() -> i32 {
             output,
             in_place,
             no_backup,
+            rebuild,
             format,
             presets,
             config,
@@ -222,6 +226,9 @@ pub fn main() -> i32 {
                         output.as_deref(),
                         in_place,
                         no_backup,
+                        sanitize::Options {
+                            rebuild_clean: rebuild,
+                        },
                         format,
                         &presets,
                         &config,
@@ -763,12 +770,12 @@ fn fix_reports(reports: &[FileReport], targets: &Targets, config: &Config, stage
                     continue;
                 };
                 (
-                    sanitize::sanitize_bytes(&r.path, &data, policy),
+                    sanitize::sanitize_bytes(&r.path, &data, policy, sanitize::Options::default()),
                     workdir.join(&r.path),
                 )
             }
             _ => (
-                sanitize::sanitize_file(Path::new(&r.path), policy),
+                sanitize::sanitize_file(Path::new(&r.path), policy, sanitize::Options::default()),
                 PathBuf::from(&r.path),
             ),
         };
@@ -955,6 +962,7 @@ fn run_sanitize(
     output: Option<&Path>,
     in_place: bool,
     no_backup: bool,
+    opts: sanitize::Options,
     format: Format,
     presets: &[String],
     args: &ConfigArgs,
@@ -1012,7 +1020,7 @@ fn run_sanitize(
             }
         }
     };
-    match sanitize::sanitize_file(file, policy) {
+    match sanitize::sanitize_file(file, policy, opts) {
         Ok(sanitize::Outcome::Clean) => {
             emit("clean", &[], None, None);
             0

@@ -987,6 +987,14 @@ def gen_torch(log, python_data, numpy_p):
         "containers": ["builtins.dict", "builtins.list", "collections.Counter", "collections.OrderedDict"],
         "build": "instances",
         "persistent_ids": "torch-storage",
+        # What `picklegate sanitize` may put in place of a refused call the state dict needs:
+        # a root filled only by SETITEMS is an OrderedDict ("Bad Dict"), and a computed callable
+        # applied only to _rebuild_tensor_v2's argument shape is _rebuild_tensor_v2.
+        "substitutes": [
+            "{used-as: mapping, at: any, with: collections.OrderedDict}",
+            "{used-as: callable, with: torch._utils._rebuild_tensor_v2, "
+            "args: [persistent-id, int, tuple, tuple, bool, any, \"any?\"]}",
+        ],
     }
 
 
@@ -1660,6 +1668,9 @@ def render(p) -> str:
     for key in ("build", "persistent_ids"):
         if p.get(key):
             out.append(f"    {key}: {p[key]}")
+    if p.get("substitutes"):
+        out.append("    substitutes:")
+        out += [f"      - {x}" for x in p["substitutes"]]
     return "\n".join(out) + "\n"
 
 

@@ -145,6 +145,47 @@ pub fn decompress(codec: Codec, input: &[u8], limit: u64) -> Result<Vec<u8>, Dec
     }
 }
 
+/// Compresses with the same codec, for a sanitized replacement of a compressed file.
+/// (lzma-rs's xz/lzma encoder stores literals only: valid streams, little compression.)
+pub fn compress(codec: Codec, input: &[u8]) -> io::Result<Vec<u8>> {
+    match codec {
+        Codec::Gzip => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+            e.write_all(input)?;
+            e.finish()
+        }
+        Codec::Zlib => {
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
+            e.write_all(input)?;
+            e.finish()
+        }
+        Codec::Bz2 => {
+            let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::new(9));
+            e.write_all(input)?;
+            e.finish()
+        }
+        Codec::Lz4 => {
+            let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
+            e.write_all(input)?;
+            e.finish().map_err(io::Error::other)
+        }
+        Codec::Zstd => Ok(ruzstd::encoding::compress_to_vec(
+            input,
+            ruzstd::encoding::CompressionLevel::Fastest,
+        )),
+        Codec::Xz | Codec::Lzma => {
+            let mut out = Vec::new();
+            let mut r = io::BufReader::new(input);
+            if codec == Codec::Xz {
+                lzma_rs::xz_compress(&mut r, &mut out)?;
+            } else {
+                lzma_rs::lzma_compress(&mut r, &mut out)?;
+            }
+            Ok(out)
+        }
+    }
+}
+
 /// Raw deflate (zip method 8).
 pub fn inflate(input: &[u8], limit: u64) -> Result<Vec<u8>, DecompressError> {
     read_capped(flate2::read::DeflateDecoder::new(input), limit, "deflate")
@@ -168,6 +209,28 @@ mod tests {
             decompress(Codec::Gzip, &gz, 1000),
             Err(DecompressError::TooLarge(1000))
         ));
+    }
+
+    #[test]
+    fn every_codec_round_trips_through_its_own_compressor() {
+        let data: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+        for codec in [
+            Codec::Gzip,
+            Codec::Zlib,
+            Codec::Bz2,
+            Codec::Lz4,
+            Codec::Zstd,
+            Codec::Xz,
+            Codec::Lzma,
+        ] {
+            let packed = compress(codec, &data).unwrap_or_default();
+            assert_eq!(sniff(&packed), Some(codec), "{codec:?}");
+            assert_eq!(
+                decompress(codec, &packed, 1 << 20).ok().as_deref(),
+                Some(&data[..]),
+                "{codec:?}"
+            );
+        }
     }
 
     #[test]

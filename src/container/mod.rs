@@ -1062,7 +1062,7 @@ fn is_storage_name(name: &str) -> bool {
 
 /// Where a legacy torch file's five pickles end, if this is one: the first pickle is the
 /// magic number (literal, or computed by a call) and the second is protocol 1001.
-fn legacy_end(g: &Graph) -> Option<u64> {
+pub(crate) fn legacy_end(g: &Graph) -> Option<u64> {
     use crate::pickle::graph::Kind;
     let s: Vec<_> = g.streams.iter().filter(|s| !s.nested).collect();
     let first = torch::legacy_magic(g)?;
@@ -1077,7 +1077,7 @@ fn legacy_end(g: &Graph) -> Option<u64> {
 }
 
 /// The storage key list (the fifth legacy pickle): a list of strings.
-fn legacy_keys(g: &Graph, data: &[u8]) -> Vec<String> {
+pub(crate) fn legacy_keys(g: &Graph, data: &[u8]) -> Vec<String> {
     use crate::pickle::graph::{Kind, MutKind};
     let s: Vec<_> = g.streams.iter().filter(|s| !s.nested).collect();
     let Some(root) = s.get(4).and_then(|s| s.root) else {

@@ -60,6 +60,13 @@ pub struct ArrayRegion {
     pub offset: u64,
     pub len: u64,
     pub object: bool,
+    /// joblib's `numpy_array_alignment_bytes`: the padding before raw bytes depends on the
+    /// absolute position, so a rewriter recomputes it.
+    pub align: Option<u64>,
+    /// Absolute offset of the element bytes (after the padding) of a raw array.
+    pub data_start: u64,
+    /// The loaded object of an object array's nested pickle.
+    pub root: Option<ValueId>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -997,7 +997,7 @@ impl<'a> Vm<'a> {
         let state = self.g.items(m.items)[0];
         let mut shape: Option<Vec<i64>> = None;
         let mut descr: Option<String> = None;
-        let mut alignment = false;
+        let mut alignment: Option<u64> = None;
         for (k, v) in self.g.dict_pairs(state) {
             let Some(key) = self.g.as_str(k, self.data) else {
                 continue;
@@ -1028,7 +1028,10 @@ impl<'a> Vm<'a> {
                     }
                 }
                 "numpy_array_alignment_bytes" => {
-                    alignment = matches!(self.g.value(v).kind, Kind::Int(_));
+                    alignment = match self.g.value(v).kind {
+                        Kind::Int(n) => Some(n.max(0) as u64),
+                        _ => None,
+                    };
                 }
                 _ => {}
             }
@@ -1049,10 +1052,10 @@ impl<'a> Vm<'a> {
                 // Object arrays: `pickle.load` of the same file, with its own memo.
                 let root = self.nested_stream(dec)?;
                 let end = self.base + dec.pos() as u64;
-                (root, end - start, true)
+                (root, end - start, true, end)
             }
             Some(size) => {
-                if alignment {
+                if alignment.is_some() {
                     let pad = *self
                         .data
                         .get(dec.pos())
@@ -1069,8 +1072,9 @@ impl<'a> Vm<'a> {
                             "{JOBLIB_WRAPPER} at {offset}: array size overflows"
                         ))
                     })?;
+                let data_start = self.base + dec.pos() as u64;
                 dec.skip(count)?;
-                (None, self.base + dec.pos() as u64 - start, false)
+                (None, self.base + dec.pos() as u64 - start, false, data_start)
             }
         };
         let idx = self.g.arrays.len() as u32;
@@ -1079,10 +1083,12 @@ impl<'a> Vm<'a> {
             offset: start,
             len: region.1,
             object: region.2,
+            align: alignment,
+            data_start: region.3,
+            root: region.0,
         });
         self.stack.pop();
         self.push_new(Kind::Array(idx), offset)?;
-        let _ = region.0;
         Ok(())
     }
 

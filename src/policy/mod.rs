@@ -151,7 +151,66 @@ pub struct PolicyDef {
     pub build: Option<BuildMode>,
     #[serde(default)]
     pub persistent_ids: Option<PersistentIds>,
+    /// What the sanitizer may put in place of a refused call whose result the loaded object
+    /// needs: only these declared, determined replacements, never a guess.
+    #[serde(default)]
+    #[schemars(with = "Vec<Substitute>")]
+    pub substitutes: Vec<Spanned<Substitute>>,
 }
+
+/// How the refused value is used, which decides what can stand in for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum UsedAs {
+    /// Only filled by SETITEM(S) (and BUILD of attributes): `with()` is called with no
+    /// arguments instead ("Bad Dict": a state dict's root is `collections.OrderedDict()`).
+    Mapping,
+    /// Only called, with arguments of the shape `args`: `with` is called instead (an
+    /// `eval` chain that returns `torch._utils._rebuild_tensor_v2`).
+    Callable,
+}
+
+/// Where a mapping substitute applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Position {
+    /// The loaded object itself.
+    #[default]
+    Root,
+    /// Any value in the loaded object.
+    Any,
+}
+
+/// A replacement the sanitizer may use for a refused call.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Substitute {
+    pub used_as: UsedAs,
+    /// `module.qualname` of the allowed global put in its place.
+    pub with: String,
+    /// For `mapping`: the position it applies to (default `root`).
+    #[serde(default)]
+    pub at: Position,
+    /// For `callable`: the argument shape, one of persistent-id, int, float, bool, str,
+    /// bytes, none, tuple, list, dict, any; a trailing `?` makes an argument optional.
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+/// The argument kinds a `callable` substitute can require.
+pub const ARG_KINDS: &[&str] = &[
+    "persistent-id",
+    "int",
+    "float",
+    "bool",
+    "str",
+    "bytes",
+    "none",
+    "tuple",
+    "list",
+    "dict",
+    "any",
+];
 
 /// Where a policy entry was written.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -193,6 +252,7 @@ pub struct Policy {
     containers: HashSet<String>,
     pub build: BuildMode,
     pub persistent_ids: PersistentIds,
+    pub substitutes: Vec<(Substitute, Origin)>,
     /// Allow entries that matched something (for "matched nothing" warnings).
     used: Mutex<HashSet<Origin>>,
 }
@@ -347,6 +407,7 @@ impl PolicySet {
             containers: HashSet::new(),
             build: BuildMode::None,
             persistent_ids: PersistentIds::None,
+            substitutes: Vec::new(),
             used: Mutex::new(HashSet::new()),
         };
         let mut path = vec![name.to_string()];
@@ -447,6 +508,65 @@ impl PolicySet {
         }
         if let Some(pid) = raw.def.persistent_ids {
             p.persistent_ids = p.persistent_ids.max(pid);
+        }
+        for entry in &raw.def.substitutes {
+            let sub = &entry.value;
+            let bad = |msg: String, label: &str| diag_at(&raw.file, &entry.referenced, msg, label);
+            let w = sub.with.trim();
+            let Some((module, qual)) = w.rsplit_once('.').filter(|_| !w.contains('*')) else {
+                return Err(bad(
+                    format!("substitute `with: {w}` in policy `{name}` is not an exact `module.qualname`"),
+                    "expected module.qualname",
+                ));
+            };
+            if let Some(reason) = sinks::sink_reason(module, qual) {
+                return Err(bad(
+                    format!("substitute `with: {w}` in policy `{name}` is a code-execution sink ({reason})"),
+                    "a substitute must be safe to call",
+                ));
+            }
+            match sub.used_as {
+                UsedAs::Mapping if !sub.args.is_empty() => {
+                    return Err(bad(
+                        format!("a `mapping` substitute in policy `{name}` is called with no arguments; `args` does not apply"),
+                        "remove `args`",
+                    ))
+                }
+                UsedAs::Callable if sub.args.is_empty() => {
+                    return Err(bad(
+                        format!("a `callable` substitute in policy `{name}` needs `args`: the argument shape it must be applied to"),
+                        "add `args`",
+                    ))
+                }
+                _ => {}
+            }
+            let mut optional = false;
+            for a in &sub.args {
+                let (kind, opt) = match a.strip_suffix('?') {
+                    Some(k) => (k, true),
+                    None => (a.as_str(), false),
+                };
+                if !ARG_KINDS.contains(&kind) {
+                    return Err(bad(
+                        format!("unknown argument kind `{a}` in policy `{name}` (known: {})", ARG_KINDS.join(", ")),
+                        "unknown argument kind",
+                    ));
+                }
+                if optional && !opt {
+                    return Err(bad(
+                        format!("`{a}` follows an optional argument in policy `{name}`; only trailing arguments can be optional"),
+                        "optional arguments come last",
+                    ));
+                }
+                optional |= opt;
+            }
+            p.substitutes.push((
+                Substitute {
+                    with: w.to_string(),
+                    ..sub.clone()
+                },
+                origin(&entry.referenced),
+            ));
         }
         Ok(())
     }

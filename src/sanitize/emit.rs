@@ -18,6 +18,17 @@ impl Emitter {
         }
     }
 
+    /// Starts a pickle inside this one (joblib's object arrays are read with a nested
+    /// `pickle.load`): its own PROTO and memo numbering. Returns what `end_nested` restores.
+    pub fn begin_nested(&mut self) -> u32 {
+        self.out.extend_from_slice(&[0x80, self.proto]);
+        std::mem::replace(&mut self.next_memo, 0)
+    }
+
+    pub fn end_nested(&mut self, next_memo: u32) {
+        self.next_memo = next_memo;
+    }
+
     pub fn op(&mut self, code: u8) {
         self.out.push(code);
     }
@@ -100,6 +111,10 @@ impl Emitter {
     pub fn str_utf8(&mut self, b: &[u8]) {
         if self.proto >= 4 && b.len() < 256 {
             self.out.extend_from_slice(&[0x8c, b.len() as u8]);
+        } else if u32::try_from(b.len()).is_err() {
+            // BINUNICODE8: the rebuild asks for protocol 4 when a value needs it.
+            self.out.push(0x8d);
+            self.out.extend_from_slice(&(b.len() as u64).to_le_bytes());
         } else {
             self.out.push(b'X');
             self.out.extend_from_slice(&(b.len() as u32).to_le_bytes());
@@ -111,6 +126,9 @@ impl Emitter {
         if self.proto >= 3 {
             if b.len() < 256 {
                 self.out.extend_from_slice(&[b'C', b.len() as u8]);
+            } else if u32::try_from(b.len()).is_err() {
+                self.out.push(0x8e);
+                self.out.extend_from_slice(&(b.len() as u64).to_le_bytes());
             } else {
                 self.out.push(b'B');
                 self.out.extend_from_slice(&(b.len() as u32).to_le_bytes());
@@ -118,7 +136,7 @@ impl Emitter {
             self.out.extend_from_slice(b);
         } else {
             // Protocol 2 has no bytes opcode: `_codecs.encode(latin-1 text, 'latin1')`, as CPython writes it.
-            self.global("_codecs", "encode");
+            self.out.extend_from_slice(b"c_codecs\nencode\n");
             let text: String = b.iter().map(|c| *c as char).collect();
             self.str_utf8(text.as_bytes());
             self.str_utf8(b"latin1");
@@ -127,12 +145,29 @@ impl Emitter {
         }
     }
 
-    pub fn global(&mut self, module: &str, name: &str) {
+    /// STACK_GLOBAL from protocol 4 on, as CPython writes it (GLOBAL is a text opcode: the
+    /// C unpickler then needs `readline`, which some stream readers, e.g. zstandard's, lack).
+    pub fn global(&mut self, module: &str, name: &str) -> Result<(), String> {
+        if self.proto >= 4 {
+            self.str_utf8(module.as_bytes());
+            self.str_utf8(name.as_bytes());
+            self.out.push(0x93);
+            return Ok(());
+        }
+        if module.contains('\n') || name.contains('\n') {
+            return Err(format!(
+                "`{}.{}` contains a newline, which protocol {} GLOBAL cannot write",
+                module.escape_debug(),
+                name.escape_debug(),
+                self.proto
+            ));
+        }
         self.out.push(b'c');
         self.out.extend_from_slice(module.as_bytes());
         self.out.push(b'\n');
         self.out.extend_from_slice(name.as_bytes());
         self.out.push(b'\n');
+        Ok(())
     }
 
     pub fn stop(&mut self) {

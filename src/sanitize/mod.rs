@@ -2,11 +2,14 @@
 //! the attack, re-scanned before anything is written, written atomically.
 
 pub mod emit;
+mod legacy;
 pub mod rebuild;
 pub mod zipwrite;
 
 use crate::check;
-use crate::container::{blob::Blob, blob::FileBlob, zip};
+use crate::container::blob::{Blob, FileBlob, MemBlob};
+use crate::container::{compress, zip};
+use crate::pickle::graph::Graph;
 use crate::pickle::vm::{self, Budgets};
 use crate::policy::Policy;
 use crate::scan::{self, ScanOptions};
@@ -79,15 +82,27 @@ fn verify_file(format: &str, bytes: &[u8], policy: &Policy) -> Result<(), Saniti
     }
 }
 
-fn rebuild_pickle(data: &[u8], policy: &Policy) -> Result<(Vec<u8>, Vec<Change>), SanitizeError> {
-    let g = vm::analyze(data, 0, Budgets::default());
-    let r = rebuild::rebuild(&g, data, policy).map_err(SanitizeError::Refused)?;
-    verify(&r.bytes, policy)?;
-    Ok((r.bytes, r.changes))
+/// What `sanitize` does beyond its default.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Re-emit files that have nothing outside policy too (a canonical copy; also how the
+    /// reconstruction is proven on benign files).
+    pub rebuild_clean: bool,
+}
+
+/// The largest decompressed stream the sanitizer unpacks (it holds it in memory).
+const MAX_DECOMPRESSED: u64 = 4 << 30;
+
+fn io_refusal(what: &str, e: impl std::fmt::Display) -> SanitizeError {
+    SanitizeError::Refused(format!("{what}: {e}"))
 }
 
 /// Plans the sanitization of one file under `policy`.
-pub fn sanitize_file(path: &Path, policy: &Policy) -> Result<Outcome, SanitizeError> {
+pub fn sanitize_file(
+    path: &Path,
+    policy: &Policy,
+    opts: Options,
+) -> Result<Outcome, SanitizeError> {
     let report = scan::scan_file(path, policy, &ScanOptions::default());
     let io = |e: std::io::Error| SanitizeError::Io {
         path: path.display().to_string(),
@@ -97,13 +112,18 @@ pub fn sanitize_file(path: &Path, policy: &Policy) -> Result<Outcome, SanitizeEr
         return Err(io(std::io::Error::other(e.clone())));
     }
     let blob = FileBlob::open(path).map_err(io)?;
-    sanitize_blob(&blob, &report, policy)
+    sanitize_blob(&blob, &report, policy, opts)
 }
 
 /// Plans the sanitization of bytes already in memory (a git index blob).
-pub fn sanitize_bytes(name: &str, data: &[u8], policy: &Policy) -> Result<Outcome, SanitizeError> {
+pub fn sanitize_bytes(
+    name: &str,
+    data: &[u8],
+    policy: &Policy,
+    opts: Options,
+) -> Result<Outcome, SanitizeError> {
     let report = scan::scan_bytes(name, data, policy, &ScanOptions::default());
-    sanitize_blob(&crate::container::blob::MemBlob(data), &report, policy)
+    sanitize_blob(&MemBlob(data), &report, policy, opts)
 }
 
 /// One decision per format, whatever the bytes come from; `report` is the blob's scan.
@@ -111,8 +131,9 @@ fn sanitize_blob(
     blob: &dyn Blob,
     report: &scan::FileReport,
     policy: &Policy,
+    opts: Options,
 ) -> Result<Outcome, SanitizeError> {
-    if report.status == scan::Status::Clean {
+    if report.status == scan::Status::Clean && !opts.rebuild_clean {
         return Ok(Outcome::Clean);
     }
     let whole = || -> Result<Vec<u8>, SanitizeError> {
@@ -123,30 +144,90 @@ fn sanitize_blob(
                 source: e,
             })
     };
-    match report.format {
-        "pickle" => {
-            let (bytes, changes) = rebuild_pickle(&whole()?, policy)?;
-            verify_file("pickle", &bytes, policy)?;
-            Ok(Outcome::Rebuilt {
-                bytes,
-                changes,
-                format: "pickle",
-            })
+    let (bytes, mut changes) = match report.format {
+        "torch-zip" => sanitize_torch_zip(blob, policy)?,
+        "npz" => sanitize_npz(blob, policy)?,
+        "pickle" | "joblib" | "npy" | "torch-legacy" | "gzip" | "bz2" | "xz" | "lzma" | "zlib"
+        | "lz4" | "zstd" => sanitize_data(&whole()?, policy, 0)?,
+        // --rebuild of a file the sanitizer does not rewrite: it is clean, leave it.
+        _ if report.status == scan::Status::Clean => return Ok(Outcome::Clean),
+        other => {
+            return refuse(format!(
+                "sanitizing {other} files is not supported (raw pickles, joblib files, PyTorch zip and \
+                 legacy checkpoints, object .npy/.npz arrays and their gzip/bz2/xz/lzma/zlib/lz4/zstd \
+                 wrappers are); nothing was written"
+            ))
         }
-        "torch-zip" => sanitize_torch_zip(blob, policy),
-        "npy" => sanitize_npy(&whole()?, policy),
-        other => refuse(format!(
-            "sanitizing {other} files is not supported yet (raw pickles, PyTorch zip checkpoints and \
-             object .npy arrays are); nothing was written"
-        )),
+    };
+    verify_file(report.format, &bytes, policy)?;
+    changes.sort_by_key(|c| c.offset);
+    Ok(Outcome::Rebuilt {
+        bytes,
+        changes,
+        format: report.format,
+    })
+}
+
+type Rewritten = (Vec<u8>, Vec<Change>);
+
+/// Bytes in memory, recognised by content: compressed wrappers are unpacked, sanitized
+/// inside and packed again with the same codec.
+fn sanitize_data(data: &[u8], policy: &Policy, depth: usize) -> Result<Rewritten, SanitizeError> {
+    if let Some(codec) = compress::sniff(data) {
+        if depth >= 4 {
+            return refuse("compressed streams nested more than 4 deep");
+        }
+        let inner = compress::decompress(codec, data, MAX_DECOMPRESSED)
+            .map_err(|e| io_refusal("cannot decompress", e))?;
+        let (bytes, changes) = sanitize_data(&inner, policy, depth + 1)?;
+        let packed =
+            compress::compress(codec, &bytes).map_err(|e| io_refusal("cannot compress", e))?;
+        let changes = changes
+            .into_iter()
+            .map(|c| Change {
+                what: format!("<{}> (offset in the decompressed stream) {}", codec.name(), c.what),
+                ..c
+            })
+            .collect();
+        return Ok((packed, changes));
     }
+    if crate::container::npy::sniff(data) {
+        return sanitize_npy(data, policy);
+    }
+    if data.starts_with(b"PK\x03\x04") {
+        return sanitize_torch_zip(&MemBlob(data), policy);
+    }
+    let five = Budgets {
+        max_streams: 5,
+        ..Budgets::default()
+    };
+    let g = vm::analyze(data, 0, five);
+    if let Some(end) = crate::container::legacy_end(&g) {
+        return legacy::sanitize(data, &g, end, policy);
+    }
+    let g = if g.streams.len() >= 5 && g.trailing.is_some() {
+        vm::analyze(data, 0, Budgets::default())
+    } else {
+        g
+    };
+    rebuild_graph(&g, data, policy)
+}
+
+fn rebuild_graph(g: &Graph, data: &[u8], policy: &Policy) -> Result<Rewritten, SanitizeError> {
+    let r = rebuild::rebuild(g, data, policy).map_err(SanitizeError::Refused)?;
+    verify(&r.bytes, policy)?;
+    Ok((r.bytes, r.changes))
+}
+
+fn rebuild_pickle(data: &[u8], policy: &Policy) -> Result<Rewritten, SanitizeError> {
+    rebuild_graph(&vm::analyze(data, 0, Budgets::default()), data, policy)
 }
 
 /// An object-dtype `.npy`: the header is kept byte for byte, the pickle after it rebuilt.
-fn sanitize_npy(data: &[u8], policy: &Policy) -> Result<Outcome, SanitizeError> {
+fn sanitize_npy(data: &[u8], policy: &Policy) -> Result<Rewritten, SanitizeError> {
     let h = crate::container::npy::parse(data).map_err(SanitizeError::Refused)?;
     if !h.has_object {
-        return refuse("the array holds no objects, so there is no pickle to sanitize");
+        return Ok((data.to_vec(), Vec::new()));
     }
     let start = h.data_offset as usize;
     let (pickle, mut changes) = rebuild_pickle(&data[start..], policy)?;
@@ -155,15 +236,53 @@ fn sanitize_npy(data: &[u8], policy: &Policy) -> Result<Outcome, SanitizeError> 
     }
     let mut bytes = data[..start].to_vec();
     bytes.extend_from_slice(&pickle);
-    verify_file("npy", &bytes, policy)?;
-    Ok(Outcome::Rebuilt {
-        bytes,
-        changes,
-        format: "npy",
-    })
+    Ok((bytes, changes))
 }
 
-fn sanitize_torch_zip(blob: &dyn Blob, policy: &Policy) -> Result<Outcome, SanitizeError> {
+/// `.npz`: object members rebuilt, numeric members copied byte for byte. Python's zipfile
+/// (and so `numpy.load`) reads the last of duplicate names: that one is kept.
+fn sanitize_npz(blob: &dyn Blob, policy: &Policy) -> Result<Rewritten, SanitizeError> {
+    let arch = zip::read(blob, 100_000).map_err(|e| io_refusal("zip", e))?;
+    let files: Vec<&zip::Entry> = arch.entries.iter().filter(|e| !e.is_dir()).collect();
+    let mut changes = Vec::new();
+    let mut members = Vec::new();
+    for (i, e) in files.iter().enumerate() {
+        if files[i + 1..].iter().any(|l| l.name == e.name) {
+            changes.push(Change {
+                offset: e.header_offset,
+                action: "removed",
+                what: format!("member `{}`, shadowed by a later one of the same name", e.name),
+            });
+            continue;
+        }
+        let raw = blob
+            .read_at(e.data_offset, e.compressed_size as usize)
+            .map_err(|err| io_refusal("read error", err))?;
+        let content = match e.method {
+            0 => raw.into_owned(),
+            8 => compress::inflate(&raw, MAX_DECOMPRESSED)
+                .map_err(|err| io_refusal(&format!("member `{}`", e.name), err))?,
+            m => return refuse(format!("member `{}` uses compression method {m}", e.name)),
+        };
+        let h = crate::container::npy::parse(&content)
+            .map_err(|why| SanitizeError::Refused(format!("member `{}`: {why}", e.name)))?;
+        if h.has_object {
+            let (bytes, ch) = sanitize_npy(&content, policy)
+                .map_err(|err| SanitizeError::Refused(format!("member `{}`: {err}", e.name)))?;
+            changes.extend(ch.into_iter().map(|c| Change {
+                what: format!("{} (offset in the member): {}", e.name, c.what),
+                ..c
+            }));
+            members.push(zipwrite::Member::Bytes(e.name.clone(), bytes));
+        } else {
+            members.push(zipwrite::Member::Copy((*e).clone()));
+        }
+    }
+    let bytes = zipwrite::write(blob, &members).map_err(|e| io_refusal("zip write", e))?;
+    Ok((bytes, changes))
+}
+
+fn sanitize_torch_zip(blob: &dyn Blob, policy: &Policy) -> Result<Rewritten, SanitizeError> {
     let arch = zip::read(blob, 100_000).map_err(|e| SanitizeError::Refused(format!("zip: {e}")))?;
     let mut seen = std::collections::HashSet::new();
     let mut keep: Vec<&zip::Entry> = Vec::new();
@@ -240,13 +359,7 @@ fn sanitize_torch_zip(blob: &dyn Blob, policy: &Policy) -> Result<Outcome, Sanit
     }
     let bytes = zipwrite::write(blob, &members)
         .map_err(|e| SanitizeError::Refused(format!("zip write: {e}")))?;
-    verify_file("torch-zip", &bytes, policy)?;
-    changes.sort_by_key(|c| c.offset);
-    Ok(Outcome::Rebuilt {
-        bytes,
-        changes,
-        format: "torch-zip",
-    })
+    Ok((bytes, changes))
 }
 
 /// Writes next to the target and renames over it: a reader sees the old file or the new one.

@@ -5,7 +5,7 @@
 
 use super::emit::Emitter;
 use crate::pickle::graph::*;
-use crate::policy::{BuildMode, Policy};
+use crate::policy::{BuildMode, Policy, Position, UsedAs};
 use std::collections::{HashMap, HashSet};
 
 /// What the sanitizer did, with offsets in the original.
@@ -22,12 +22,12 @@ pub struct Rebuilt {
     pub changes: Vec<Change>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Subst {
     /// Replace a call's result by `module.name()`.
-    EmptyCall(&'static str, &'static str),
+    EmptyCall(String, String),
     /// Keep the call, but call this allowed global instead of the computed callee.
-    Callee(&'static str, &'static str),
+    Callee(String, String),
 }
 
 fn is_scalar(k: Kind) -> bool {
@@ -50,10 +50,17 @@ struct Ctx<'a> {
     policy: &'a Policy,
     muts: HashMap<ValueId, Vec<usize>>,
     subst: HashMap<ValueId, Subst>,
+    /// joblib's NumpyArrayWrapper calls and their callee: the container format's own
+    /// objects (the array bytes follow their BUILD), not part of the pickled model.
+    wrappers: HashSet<ValueId>,
+    wrapper_callees: HashSet<ValueId>,
 }
 
 impl Ctx<'_> {
     fn allowed_global(&self, id: ValueId) -> bool {
+        if self.wrapper_callees.contains(&id) {
+            return true;
+        }
         match self.g.value(id).kind {
             Kind::Global(gi) => {
                 let gl = &self.g.globals[gi as usize];
@@ -71,6 +78,11 @@ impl Ctx<'_> {
                 v.extend_from_slice(self.g.items(it))
             }
             Kind::PersId(p) | Kind::ReadOnly(p) => v.push(p),
+            Kind::Array(a) => {
+                let a = &self.g.arrays[a as usize];
+                v.push(a.wrapper);
+                v.extend(a.root);
+            }
             Kind::Call(c) => match self.subst.get(&id) {
                 Some(Subst::EmptyCall(..)) => {}
                 Some(Subst::Callee(..)) => {
@@ -169,22 +181,60 @@ impl Ctx<'_> {
         }
     }
 
-    /// `(storage, offset, size, stride, requires_grad, backward_hooks[, metadata])`: the shape
-    /// of `torch._utils._rebuild_tensor_v2`'s arguments.
-    fn looks_like_rebuild_tensor_args(&self, args: ValueId) -> bool {
+    /// Whether `args` is a tuple of the declared shape (`int`, `tuple`, `any?`, ...).
+    fn args_match(&self, args: ValueId, shape: &[String]) -> bool {
         let Kind::Tuple(it) = self.g.value(args).kind else {
             return false;
         };
         let it = self.g.items(it);
-        (6..=7).contains(&it.len())
-            && matches!(self.g.value(it[0]).kind, Kind::PersId(_))
-            && matches!(self.g.value(it[1]).kind, Kind::Int(_))
-            && matches!(self.g.value(it[2]).kind, Kind::Tuple(_))
-            && matches!(self.g.value(it[3]).kind, Kind::Tuple(_))
-            && matches!(self.g.value(it[4]).kind, Kind::Bool(_))
+        let required = shape.iter().filter(|a| !a.ends_with('?')).count();
+        if it.len() < required || it.len() > shape.len() {
+            return false;
+        }
+        it.iter().zip(shape).all(|(&v, want)| {
+            let kind = self.g.value(v).kind;
+            match want.trim_end_matches('?') {
+                "persistent-id" => matches!(kind, Kind::PersId(_)),
+                "int" => matches!(kind, Kind::Int(_) | Kind::BigInt(_)),
+                "float" => matches!(kind, Kind::Float(_)),
+                "bool" => matches!(kind, Kind::Bool(_)),
+                "str" => matches!(kind, Kind::Str(_)),
+                "bytes" => matches!(kind, Kind::Bytes(_)),
+                "none" => matches!(kind, Kind::None),
+                "tuple" => matches!(kind, Kind::Tuple(_)),
+                "list" => matches!(kind, Kind::List(_)),
+                "dict" => matches!(kind, Kind::Dict(_)),
+                _ => true,
+            }
+        })
     }
 
-    /// Decides a substitute for a needed call whose callee is not allowed, or explains why none exists.
+    /// Whether the value is only ever called (never stored, changed or returned).
+    fn only_called(&self, id: ValueId, root: ValueId) -> bool {
+        id != root
+            && self.muts.get(&id).is_none_or(|m| m.is_empty())
+            && !self
+                .g
+                .mutations
+                .iter()
+                .any(|m| self.g.items(m.items).contains(&id))
+            && !self.g.calls.iter().any(|c| {
+                c.callee != id
+                    && (c.args == id
+                        || c.kwargs == Some(id)
+                        || matches!(self.g.value(c.args).kind, Kind::Tuple(it) if self.g.items(it).contains(&id)))
+            })
+            && !self.g.values.iter().any(|v| match v.kind {
+                Kind::Tuple(it) | Kind::List(it) | Kind::Dict(it) | Kind::FrozenSet(it) => {
+                    self.g.items(it).contains(&id)
+                }
+                Kind::PersId(p) => p == id,
+                _ => false,
+            })
+    }
+
+    /// Decides a substitute for a needed call whose callee is not allowed, from the
+    /// substitutes the policy declares, or explains why none applies.
     fn substitute(&self, id: ValueId, root: ValueId) -> Result<Subst, String> {
         let Kind::Call(c) = self.g.value(id).kind else {
             return Err(format!(
@@ -193,25 +243,63 @@ impl Ctx<'_> {
             ));
         };
         let call = &self.g.calls[c as usize];
-        let od = ("collections", "OrderedDict");
-        if self.used_as_mapping(id)
-            && self.policy.allowed(od.0, od.1).is_some()
-            && (id == root || !self.muts.get(&id).is_none_or(|m| m.is_empty()))
-        {
-            return Ok(Subst::EmptyCall(od.0, od.1));
+        for (sub, _) in &self.policy.substitutes {
+            let Some((m, n)) = sub.with.rsplit_once('.') else {
+                continue;
+            };
+            if self.policy.allowed(m, n).is_none() {
+                continue;
+            }
+            match sub.used_as {
+                UsedAs::Mapping => {
+                    if self.used_as_mapping(id) && (sub.at == Position::Any || id == root) {
+                        return Ok(Subst::EmptyCall(m.into(), n.into()));
+                    }
+                }
+                UsedAs::Callable => {
+                    // A computed callable (not a plain refused import) whose every call
+                    // site is this one, applied to the declared argument shape.
+                    if !matches!(self.g.value(call.callee).kind, Kind::Global(_))
+                        && !self.allowed_global(call.callee)
+                        && self.args_match(call.args, &sub.args)
+                        && call.kwargs.is_none()
+                        && self.only_called(call.callee, root)
+                        && self
+                            .g
+                            .calls
+                            .iter()
+                            .filter(|o| o.callee == call.callee)
+                            .all(|o| self.args_match(o.args, &sub.args))
+                    {
+                        return Ok(Subst::Callee(m.into(), n.into()));
+                    }
+                }
+            }
         }
-        let rt = ("torch._utils", "_rebuild_tensor_v2");
-        if !self.allowed_global(call.callee)
-            && !matches!(self.g.value(call.callee).kind, Kind::Global(_))
-            && self.looks_like_rebuild_tensor_args(call.args)
-            && self.policy.allowed(rt.0, rt.1).is_some()
-        {
-            return Ok(Subst::Callee(rt.0, rt.1));
-        }
+        let declared = if self.policy.substitutes.is_empty() {
+            "the policy declares no substitutes".to_string()
+        } else {
+            format!(
+                "none of the policy's substitutes applies ({})",
+                self.policy
+                    .substitutes
+                    .iter()
+                    .map(|(s, o)| format!(
+                        "{} `{}` at {}:{}",
+                        match s.used_as {
+                            UsedAs::Mapping => "mapping",
+                            UsedAs::Callable => "callable",
+                        },
+                        s.with,
+                        o.file,
+                        o.line
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
         Err(format!(
-            "{} is part of the loaded object ({}), and no safe substitute is determined: it is neither \
-             a mapping root (filled by SETITEMS) that `collections.OrderedDict()` can replace, nor a \
-             computed callable applied to `_rebuild_tensor_v2`'s arguments",
+            "{} is part of the loaded object ({}), and no safe substitute is determined: {declared}",
             self.describe(id),
             self.uses(id)
         ))
@@ -232,9 +320,6 @@ pub fn rebuild(g: &Graph, data: &[u8], policy: &Policy) -> Result<Rebuilt, Strin
         ));
     }
     let root = stream.root.ok_or("the pickle has no result")?;
-    if !g.arrays.is_empty() {
-        return Err("joblib array streams are not sanitized yet".into());
-    }
     let mut muts: HashMap<ValueId, Vec<usize>> = HashMap::new();
     for (i, m) in g.mutations.iter().enumerate() {
         muts.entry(m.target).or_default().push(i);
@@ -245,7 +330,25 @@ pub fn rebuild(g: &Graph, data: &[u8], policy: &Policy) -> Result<Rebuilt, Strin
         policy,
         muts,
         subst: HashMap::new(),
+        wrappers: g.arrays.iter().map(|a| a.wrapper).collect(),
+        wrapper_callees: g
+            .arrays
+            .iter()
+            .filter_map(|a| match g.value(a.wrapper).kind {
+                Kind::Call(c) => Some(g.calls[c as usize].callee),
+                _ => None,
+            })
+            .collect(),
     };
+    for a in &g.arrays {
+        let builds = ctx.muts.get(&a.wrapper).map_or(0, |m| m.len());
+        if builds != 1 {
+            return Err(format!(
+                "the joblib array wrapper at byte {} is changed {builds} times; joblib reads one array per BUILD",
+                g.value(a.wrapper).offset
+            ));
+        }
+    }
     // Substitute until every needed call has an allowed callee, or refuse.
     let needed = loop {
         let needed = ctx.needed(root);
@@ -277,7 +380,7 @@ pub fn rebuild(g: &Graph, data: &[u8], policy: &Policy) -> Result<Rebuilt, Strin
                     v.offset
                 ));
             }
-            Kind::Ext(_) | Kind::Buffer | Kind::ReadOnly(_) | Kind::Array(_) => {
+            Kind::Ext(_) | Kind::Buffer | Kind::ReadOnly(_) => {
                 return Err(format!(
                     "{} is needed by the result and cannot be re-emitted safely",
                     ctx.describe(id)
@@ -296,6 +399,7 @@ pub fn rebuild(g: &Graph, data: &[u8], policy: &Policy) -> Result<Rebuilt, Strin
             (MutKind::Append | MutKind::Appends, Kind::List(_))
             | (MutKind::SetItem | MutKind::SetItems, Kind::Dict(_))
             | (MutKind::AddItems, Kind::Set) => true,
+            (MutKind::Build, Kind::Call(_)) if ctx.wrappers.contains(&m.target) => true,
             (kind, Kind::Call(c)) => {
                 let producer = match ctx.subst.get(&m.target) {
                     Some(Subst::EmptyCall(mo, n)) | Some(Subst::Callee(mo, n)) => {
@@ -396,8 +500,15 @@ pub fn rebuild(g: &Graph, data: &[u8], policy: &Policy) -> Result<Rebuilt, Strin
 
 fn needs_proto4(ctx: &Ctx<'_>, needed: &HashSet<ValueId>) -> bool {
     needed.iter().any(|&id| {
-        matches!(ctx.g.value(id).kind, Kind::Set | Kind::FrozenSet(_))
-            || matches!(ctx.g.value(id).kind, Kind::Call(c) if ctx.g.calls[c as usize].kind == CallKind::NewObjEx)
+        let huge = |n: u64| n > u64::from(u32::MAX);
+        match ctx.g.value(id).kind {
+            Kind::Set | Kind::FrozenSet(_) => true,
+            Kind::Call(c) => ctx.g.calls[c as usize].kind == CallKind::NewObjEx,
+            // BINBYTES8 / BINUNICODE8
+            Kind::Bytes(b) | Kind::ByteArray(b) => huge(ctx.g.blobs[b as usize].1),
+            Kind::Str(i) => matches!(&ctx.g.strs[i as usize], PyStr::Span { len, .. } if huge(*len as u64)),
+            _ => false,
+        }
     })
 }
 
@@ -483,6 +594,46 @@ impl Writer<'_, '_> {
         Ok(())
     }
 
+    /// joblib's layout: the wrapper, its BUILD, then the array itself right after it — raw
+    /// bytes behind padding recomputed for the new position, or a nested pickle.
+    fn array(&mut self, idx: u32, depth: usize) -> Result<(), String> {
+        let g = self.ctx.g;
+        let a = &g.arrays[idx as usize];
+        if self.memo.contains_key(&a.wrapper) {
+            return Err(format!(
+                "the joblib array wrapper at byte {} is used twice",
+                g.value(a.wrapper).offset
+            ));
+        }
+        self.value(a.wrapper, depth + 1)?;
+        if a.object {
+            let root = a.root.ok_or("a joblib object array without a loaded object")?;
+            let memo = std::mem::take(&mut self.memo);
+            let next = self.e.begin_nested();
+            self.value(root, depth + 1)?;
+            self.e.stop();
+            self.e.end_nested(next);
+            self.memo = memo;
+            return Ok(());
+        }
+        let rel = |o: u64| (o - g.base) as usize;
+        let bytes = self
+            .ctx
+            .data
+            .get(rel(a.data_start)..rel(a.offset + a.len))
+            .ok_or("array bytes out of range")?;
+        if let Some(align) = a.align.filter(|&n| n > 0) {
+            // joblib's write_array: one byte with the padding length, then that many 0xff.
+            let after = self.e.out.len() as u64 + 1;
+            let pad = align - after % align;
+            let pad = u8::try_from(pad).map_err(|_| format!("joblib alignment {align} is too large"))?;
+            self.e.op(pad);
+            self.e.out.extend(std::iter::repeat_n(0xffu8, pad as usize));
+        }
+        self.e.out.extend_from_slice(bytes);
+        Ok(())
+    }
+
     fn items(&mut self, it: Items, depth: usize) -> Result<(), String> {
         for &x in self.ctx.g.items(it).to_vec().iter() {
             self.value(x, depth + 1)?;
@@ -522,6 +673,7 @@ impl Writer<'_, '_> {
                     self.e.op(b'u');
                 }
             }
+            Kind::Array(a) => self.array(a, depth)?,
             Kind::Set => self.e.op(0x8f),
             Kind::FrozenSet(it) => {
                 self.e.op(b'(');
@@ -530,7 +682,7 @@ impl Writer<'_, '_> {
             }
             Kind::Global(gi) => {
                 let gl = &g.globals[gi as usize];
-                self.e.global(&gl.module, &gl.name);
+                self.e.global(&gl.module, &gl.name)?;
             }
             Kind::PersId(pid) => {
                 self.value(pid, depth + 1)?;
@@ -538,9 +690,9 @@ impl Writer<'_, '_> {
             }
             Kind::Call(c) => {
                 let call = &g.calls[c as usize];
-                let subst = self.ctx.subst.get(&id).copied();
-                if let Some(Subst::EmptyCall(m, n)) = subst {
-                    self.e.global(m, n);
+                let subst = self.ctx.subst.get(&id).cloned();
+                if let Some(Subst::EmptyCall(m, n)) = &subst {
+                    self.e.global(m, n)?;
                     self.e.op(b')');
                     self.e.op(b'R');
                     return Ok(());
@@ -549,8 +701,8 @@ impl Writer<'_, '_> {
                 if inst {
                     self.e.op(b'(');
                 }
-                match subst {
-                    Some(Subst::Callee(m, n)) => self.e.global(m, n),
+                match &subst {
+                    Some(Subst::Callee(m, n)) => self.e.global(m, n)?,
                     _ => self.value(call.callee, depth + 1)?,
                 }
                 if inst {
@@ -619,7 +771,7 @@ fn push_ref(
                 .ok_or("bytes out of range")?;
             if matches!(v.kind, Kind::ByteArray(_)) {
                 if e.proto < 5 {
-                    e.global("builtins", "bytearray");
+                    e.global("builtins", "bytearray")?;
                     e.bytes(bytes);
                     e.op(0x85);
                     e.op(b'R');

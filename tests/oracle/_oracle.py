@@ -158,6 +158,117 @@ def run_loader(path, loader, setup, canary_path, timeout=60, canary_wait=0.0):
 
 
 # ----------------------------------------------------------------------------------------
+# Loader chains ("gzip|pickle.loads", "zip:model.pkl|pickle.loads", "joblib_load", ...): the
+# helpers shared by the container oracle and the sanitizer's equality oracle. Needs `path`
+# and `tmp` defined by the script that includes it.
+# ----------------------------------------------------------------------------------------
+_TORCH_UNPICKLER = "def torch_unpickler(" + LOADER_CODE.split("def torch_unpickler(")[1].split("def summary(")[0]
+
+CHAIN_LIB = r'''
+import bz2, gzip, io, json, lzma, os, pickle, sys, tarfile, tempfile, zipfile, zlib
+path, chains = sys.argv[1], sys.argv[2]
+MARK = "@@PICKLEGATE_ORACLE@@"
+tmp = tempfile.mkdtemp(prefix="pg-oracle-")
+''' + _TORCH_UNPICKLER + r'''
+
+def unwrap(kind, arg, data, name):
+    if kind in ("zip", "tar", "7z"):
+        if kind == "zip":
+            data = zipfile.ZipFile(io.BytesIO(data)).read(arg)
+        elif kind == "tar":
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as t:
+                data = t.extractfile(arg).read()
+        else:
+            import py7zr
+            d = tempfile.mkdtemp(dir=tmp)
+            with py7zr.SevenZipFile(io.BytesIO(data), "r") as z:
+                z.extract(path=d, targets=[arg])
+            with open(os.path.join(d, arg), "rb") as f:
+                data = f.read()
+        return data, os.path.basename(arg)
+    base, _, n = kind.partition("*")
+    for _ in range(int(n or 1)):
+        if base == "gzip":
+            data = gzip.decompress(data)
+        elif base == "bz2":
+            data = bz2.decompress(data)
+        elif base in ("xz", "lzma"):
+            data = lzma.decompress(data)
+        elif base == "zlib":
+            data = zlib.decompress(data)
+        elif base == "zstd":
+            import zstandard
+            data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+        elif base == "lz4":
+            import lz4.frame
+            data = lz4.frame.decompress(data)
+        else:
+            raise SystemExit("unknown step " + kind)
+    stem, ext = os.path.splitext(name)
+    return data, (stem if ext else name + ".out")
+
+def touch(obj):
+    import numpy as np
+    if isinstance(obj, np.ndarray) and obj.dtype == object:
+        obj.tolist()
+    return obj
+
+def final(loader, p):
+    if loader == "none":
+        return None
+    if loader == "pickle.loads":
+        with open(p, "rb") as f:
+            return pickle.loads(f.read())
+    if loader in ("torch_weights_only_false", "torch_weights_only_true"):
+        import torch
+        return torch.load(p, weights_only=loader.endswith("true"))
+    if loader == "torch_data_pkl":
+        with open(p, "rb") as f:
+            return torch_unpickler(f).load()
+    if loader == "torch_jit_load":
+        import torch
+        return torch.jit.load(p)
+    if loader == "joblib_load":
+        import joblib
+        return joblib.load(p)
+    if loader == "numpy_load":
+        import numpy as np
+        r = np.load(p, allow_pickle=True)
+        if isinstance(r, np.lib.npyio.NpzFile):
+            with r:
+                return {k: touch(r[k]) for k in r.files}
+        return touch(r)
+    if loader == "pandas_read_pickle":
+        import pandas as pd
+        return pd.read_pickle(p)
+    if loader == "safetensors_load":
+        import safetensors.torch
+        return safetensors.torch.load_file(p)
+    raise SystemExit("unknown loader " + loader)
+
+def describe(obj):
+    t = type(obj)
+    return t.__module__ + "." + t.__qualname__
+
+def load_chain(path, chain):
+    steps = chain.split("|")
+    p, data, name = path, None, os.path.basename(path)
+    for step in steps[:-1]:
+        if data is None:
+            with open(path, "rb") as f:
+                data = f.read()
+        kind, _, arg = step.partition(":")
+        data, name = unwrap(kind, arg, data, name)
+    if data is not None:
+        p = os.path.join(tempfile.mkdtemp(dir=tmp), name)
+        with open(p, "wb") as f:
+            f.write(data)
+    return final(steps[-1], p)
+
+'''
+
+
+# ----------------------------------------------------------------------------------------
 # Recording unpickler.  argv: path impl("py"|"c")
 # find_class records (module, name) exactly as CPython maps them and returns a fresh stub
 # class; it never imports anything, so no payload can run.
@@ -272,3 +383,142 @@ def run_recorder(path, impl, timeout=60):
         if line.startswith(RESULT_MARK):
             return json.loads(line[len(RESULT_MARK):])
     raise RuntimeError(f"recorder failed rc={proc.returncode}: {proc.stderr[-2000:]}")
+
+
+# ----------------------------------------------------------------------------------------
+# Equality oracle for the sanitizer.  argv: clean chain original
+# Loads both files with the victim's loader chain in one fresh interpreter and compares the
+# objects structurally: same types, same values (tensors with torch.equal, arrays with
+# array_equal), same aliasing (an object shared in one is shared in the other), and for
+# fitted estimators the same predictions.
+# ----------------------------------------------------------------------------------------
+EQUAL_CODE = CHAIN_LIB + r'''
+original = sys.argv[3]
+
+class Differ(Exception):
+    pass
+
+def same(a, b, where, pairs):
+    if type(a) is not type(b):
+        raise Differ("%s: %s vs %s" % (where, type(a).__name__, type(b).__name__))
+    if a is None or isinstance(a, (bool, int, str, bytes)):
+        if a != b:
+            raise Differ("%s: %r vs %r" % (where, a, b))
+        return
+    if isinstance(a, float):
+        if not (a == b or (a != a and b != b)):
+            raise Differ("%s: %r vs %r" % (where, a, b))
+        return
+    # aliasing: the object graph must have the same shape, not only equal leaves
+    if id(a) in pairs:
+        if pairs[id(a)] is not b:
+            raise Differ("%s: shared in one object, not in the other" % where)
+        return
+    pairs[id(a)] = b
+    torch = sys.modules.get("torch")
+    np = sys.modules.get("numpy")
+    if torch is not None and isinstance(a, torch.Tensor):
+        if a.dtype != b.dtype or a.shape != b.shape or a.requires_grad != b.requires_grad:
+            raise Differ("%s: tensor %s%s vs %s%s" % (where, a.dtype, list(a.shape), b.dtype, list(b.shape)))
+        if a.is_quantized:
+            ok = torch.equal(a.int_repr(), b.int_repr()) and torch.equal(a.dequantize(), b.dequantize())
+        elif a.is_sparse or a.layout != torch.strided:
+            ok = torch.equal(a.to_dense(), b.to_dense())
+        else:
+            ok = torch.equal(a, b) or bool(torch.isnan(a).all() and torch.isnan(b).all())
+        if not ok:
+            raise Differ("%s: tensor values differ" % where)
+        return
+    if np is not None and isinstance(a, np.ndarray):
+        if a.dtype != b.dtype or a.shape != b.shape:
+            raise Differ("%s: array %s%s vs %s%s" % (where, a.dtype, a.shape, b.dtype, b.shape))
+        if a.dtype.hasobject:
+            for i, (x, y) in enumerate(zip(a.ravel().tolist(), b.ravel().tolist())):
+                same(x, y, "%s[%d]" % (where, i), pairs)
+        elif a.tobytes() != b.tobytes():
+            raise Differ("%s: array bytes differ" % where)
+        return
+    if np is not None and isinstance(a, np.generic):
+        if a.dtype != b.dtype or a.tobytes() != b.tobytes():
+            raise Differ("%s: %r vs %r" % (where, a, b))
+        return
+    if np is not None and isinstance(a, np.random.Generator):
+        return same(a.bit_generator.state, b.bit_generator.state, where + ".state", pairs)
+    if np is not None and isinstance(a, np.random.RandomState):
+        return same(a.get_state(legacy=False), b.get_state(legacy=False), where + ".state", pairs)
+    if type(a).__module__.startswith("pandas") and hasattr(a, "equals"):
+        if not a.equals(b) or getattr(a, "dtypes", None) is not None and not a.dtypes.equals(b.dtypes):
+            raise Differ("%s: pandas objects differ" % where)
+        return
+    if isinstance(a, dict):
+        if list(a) != list(b):
+            raise Differ("%s: keys %r vs %r" % (where, list(a)[:8], list(b)[:8]))
+        for k in a:
+            same(a[k], b[k], "%s[%r]" % (where, k), pairs)
+    elif isinstance(a, (list, tuple)):
+        if len(a) != len(b):
+            raise Differ("%s: length %d vs %d" % (where, len(a), len(b)))
+        for i, (x, y) in enumerate(zip(a, b)):
+            same(x, y, "%s[%d]" % (where, i), pairs)
+    elif isinstance(a, (set, frozenset, complex, bytearray)) or type(a).__module__ in ("datetime", "decimal"):
+        if a != b:
+            raise Differ("%s: %r vs %r" % (where, a, b))
+    elif hasattr(a, "__dict__") and not isinstance(a, type):
+        same(vars(a), vars(b), where + ".__dict__", pairs)
+    else:
+        try:
+            equal = bool(a == b)
+        except Exception:
+            equal = False
+        if not equal and pickle.dumps(a, 4) != pickle.dumps(b, 4):
+            raise Differ("%s: %r vs %r" % (where, a, b))
+    # also whatever BUILD restored outside __dict__ (torch.nn.Parameter, tensors)
+    if torch is not None and isinstance(a, torch.Tensor):
+        return
+
+def predictions(obj):
+    np = sys.modules.get("numpy")
+    n = getattr(obj, "n_features_in_", None)
+    if np is None or n is None or not hasattr(obj, "predict"):
+        return None
+    X = np.random.RandomState(0).randn(16, int(n))
+    return obj.predict(X)
+
+result = {"equal": False, "error": None, "detail": None}
+try:
+    a = load_chain(path, chains)
+    b = load_chain(original, chains)
+    same(a, b, "root", {})
+    pa, pb = predictions(a), predictions(b)
+    if pa is not None or pb is not None:
+        if pa is None or pb is None or pa.tobytes() != pb.tobytes():
+            raise Differ("predictions differ")
+        result["detail"] = "predictions equal on 16 random rows"
+    result["equal"] = True
+except Differ as e:
+    result["detail"] = str(e)
+except BaseException as e:
+    result["error"] = "%s: %s" % (type(e).__name__, str(e)[:600])
+sys.stdout.flush()
+print(MARK, json.dumps(result), flush=True)
+'''
+
+
+def run_equal(clean, original, chain, canary_path, timeout=120):
+    """Loads `clean` and `original` with `chain` in one fresh interpreter and compares them.
+
+    Returns dict(equal, error, detail, canary)."""
+    canary_path = Path(canary_path)
+    if canary_path.exists():
+        canary_path.unlink()
+    env = dict(os.environ, PICKLEGATE_CANARY=str(canary_path))
+    env.setdefault("PYTHONHASHSEED", "0")
+    proc = subprocess.run([sys.executable, "-c", EQUAL_CODE, str(clean), chain, str(original)],
+                          env=env, capture_output=True, text=True, timeout=timeout,
+                          cwd=str(canary_path.parent), stdin=subprocess.DEVNULL)
+    out = {"equal": False, "error": f"no result (rc={proc.returncode}): {proc.stderr[-800:]}", "detail": None}
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_MARK):
+            out = json.loads(line[len(RESULT_MARK):])
+    out["canary"] = canary_path.read_text(errors="replace") if canary_path.exists() else None
+    return out

@@ -72,105 +72,13 @@ def check_chain(chain):
             assert base in UNWRAP and not sep and (not star or n.isdigit()), chain
 
 
-LOADER_CODE = r'''
-import bz2, gzip, io, json, lzma, os, pickle, sys, tarfile, tempfile, zipfile, zlib
-path, chains = sys.argv[1], sys.argv[2]
-MARK = "@@PICKLEGATE_ORACLE@@"
-tmp = tempfile.mkdtemp(prefix="pg-oracle-")
-
-def unwrap(kind, arg, data, name):
-    if kind in ("zip", "tar", "7z"):
-        if kind == "zip":
-            data = zipfile.ZipFile(io.BytesIO(data)).read(arg)
-        elif kind == "tar":
-            with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as t:
-                data = t.extractfile(arg).read()
-        else:
-            import py7zr
-            d = tempfile.mkdtemp(dir=tmp)
-            with py7zr.SevenZipFile(io.BytesIO(data), "r") as z:
-                z.extract(path=d, targets=[arg])
-            with open(os.path.join(d, arg), "rb") as f:
-                data = f.read()
-        return data, os.path.basename(arg)
-    base, _, n = kind.partition("*")
-    for _ in range(int(n or 1)):
-        if base == "gzip":
-            data = gzip.decompress(data)
-        elif base == "bz2":
-            data = bz2.decompress(data)
-        elif base in ("xz", "lzma"):
-            data = lzma.decompress(data)
-        elif base == "zlib":
-            data = zlib.decompress(data)
-        elif base == "zstd":
-            import zstandard
-            data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
-        elif base == "lz4":
-            import lz4.frame
-            data = lz4.frame.decompress(data)
-        else:
-            raise SystemExit("unknown step " + kind)
-    stem, ext = os.path.splitext(name)
-    return data, (stem if ext else name + ".out")
-
-def touch(obj):
-    import numpy as np
-    if isinstance(obj, np.ndarray) and obj.dtype == object:
-        obj.tolist()
-    return obj
-
-def final(loader, p):
-    if loader == "none":
-        return None
-    if loader == "pickle.loads":
-        with open(p, "rb") as f:
-            return pickle.loads(f.read())
-    if loader in ("torch_weights_only_false", "torch_weights_only_true"):
-        import torch
-        return torch.load(p, weights_only=loader.endswith("true"))
-    if loader == "torch_jit_load":
-        import torch
-        return torch.jit.load(p)
-    if loader == "joblib_load":
-        import joblib
-        return joblib.load(p)
-    if loader == "numpy_load":
-        import numpy as np
-        r = np.load(p, allow_pickle=True)
-        if isinstance(r, np.lib.npyio.NpzFile):
-            with r:
-                return {k: touch(r[k]) for k in r.files}
-        return touch(r)
-    if loader == "pandas_read_pickle":
-        import pandas as pd
-        return pd.read_pickle(p)
-    if loader == "safetensors_load":
-        import safetensors.torch
-        return safetensors.torch.load_file(p)
-    raise SystemExit("unknown loader " + loader)
-
-def describe(obj):
-    t = type(obj)
-    return t.__module__ + "." + t.__qualname__
-
+LOADER_CODE = _oracle.CHAIN_LIB + r'''
 results = []
 for chain in chains.split(";"):
     steps = chain.split("|")
     error, summary = None, None
     try:
-        p, data, name = path, None, os.path.basename(path)
-        for step in steps[:-1]:
-            if data is None:
-                with open(path, "rb") as f:
-                    data = f.read()
-            kind, _, arg = step.partition(":")
-            data, name = unwrap(kind, arg, data, name)
-        if data is not None:
-            p = os.path.join(tempfile.mkdtemp(dir=tmp), name)
-            with open(p, "wb") as f:
-                f.write(data)
-        summary = describe(final(steps[-1], p))
+        summary = describe(load_chain(path, chain))
     except BaseException as e:  # exceptions raised after the payload are expected
         error = "%s: %s" % (type(e).__name__, str(e)[:600])
     results.append({"chain": chain, "error": error, "summary": summary})
