@@ -90,8 +90,14 @@ pub struct Options {
     pub rebuild_clean: bool,
 }
 
-/// The largest decompressed stream the sanitizer unpacks (it holds it in memory).
-const MAX_DECOMPRESSED: u64 = 4 << 30;
+/// The scanner's bomb rule: a ratio cap above a floor, never past the total budget.
+fn decompress_budget(compressed: usize) -> u64 {
+    let l = crate::container::Limits::default();
+    (compressed as u64)
+        .saturating_mul(l.max_ratio)
+        .max(l.ratio_floor)
+        .min(l.max_total_decompressed)
+}
 
 fn io_refusal(what: &str, e: impl std::fmt::Display) -> SanitizeError {
     SanitizeError::Refused(format!("{what}: {e}"))
@@ -177,8 +183,18 @@ fn sanitize_data(data: &[u8], policy: &Policy, depth: usize) -> Result<Rewritten
         if depth >= 4 {
             return refuse("compressed streams nested more than 4 deep");
         }
-        let inner = compress::decompress(codec, data, MAX_DECOMPRESSED)
+        let inner = compress::decompress(codec, data, decompress_budget(data.len()))
             .map_err(|e| io_refusal("cannot decompress", e))?;
+        if !vm::looks_like_pickle(&inner)
+            && !crate::container::npy::sniff(&inner)
+            && !inner.starts_with(b"PK\x03\x04")
+        {
+            return refuse(format!(
+                "the {} stream holds neither a pickle, an .npy array nor a PyTorch zip (archives \
+                 such as tar are not rewritten)",
+                codec.name()
+            ));
+        }
         let (bytes, changes) = sanitize_data(&inner, policy, depth + 1)?;
         let packed =
             compress::compress(codec, &bytes).map_err(|e| io_refusal("cannot compress", e))?;
@@ -260,7 +276,7 @@ fn sanitize_npz(blob: &dyn Blob, policy: &Policy) -> Result<Rewritten, SanitizeE
             .map_err(|err| io_refusal("read error", err))?;
         let content = match e.method {
             0 => raw.into_owned(),
-            8 => compress::inflate(&raw, MAX_DECOMPRESSED)
+            8 => compress::inflate(&raw, decompress_budget(raw.len()))
                 .map_err(|err| io_refusal(&format!("member `{}`", e.name), err))?,
             m => return refuse(format!("member `{}` uses compression method {m}", e.name)),
         };

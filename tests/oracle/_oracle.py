@@ -393,7 +393,6 @@ def run_recorder(path, impl, timeout=60):
 # fitted estimators the same predictions.
 # ----------------------------------------------------------------------------------------
 EQUAL_CODE = CHAIN_LIB + r'''
-original = sys.argv[3]
 
 class Differ(Exception):
     pass
@@ -484,41 +483,55 @@ def predictions(obj):
     X = np.random.RandomState(0).randn(16, int(n))
     return obj.predict(X)
 
-result = {"equal": False, "error": None, "detail": None}
-try:
-    a = load_chain(path, chains)
-    b = load_chain(original, chains)
-    same(a, b, "root", {})
-    pa, pb = predictions(a), predictions(b)
-    if pa is not None or pb is not None:
-        if pa is None or pb is None or pa.tobytes() != pb.tobytes():
-            raise Differ("predictions differ")
-        result["detail"] = "predictions equal on 16 random rows"
-    result["equal"] = True
-except Differ as e:
-    result["detail"] = str(e)
-except BaseException as e:
-    result["error"] = "%s: %s" % (type(e).__name__, str(e)[:600])
+def compare(clean, chain, original):
+    result = {"equal": False, "error": None, "detail": None, "canary": None}
+    try:
+        a = load_chain(clean, chain)
+        canary = os.environ["PICKLEGATE_CANARY"]
+        if os.path.exists(canary):  # only the sanitized file may not fire; the original may
+            result["canary"] = open(canary).read()
+        b = load_chain(original, chain)
+        same(a, b, "root", {})
+        pa, pb = predictions(a), predictions(b)
+        if pa is not None or pb is not None:
+            if pa is None or pb is None or pa.tobytes() != pb.tobytes():
+                raise Differ("predictions differ")
+            result["detail"] = "predictions equal on 16 random rows"
+        result["equal"] = True
+    except Differ as e:
+        result["detail"] = str(e)
+    except BaseException as e:
+        result["error"] = "%s: %s" % (type(e).__name__, str(e)[:600])
+    return result
+
+with open(path) as f:
+    jobs = json.load(f)
+results = []
+for clean, chain, original in jobs:
+    canary = os.environ["PICKLEGATE_CANARY"]
+    if os.path.exists(canary):
+        os.unlink(canary)
+    results.append(compare(clean, chain, original))
 sys.stdout.flush()
-print(MARK, json.dumps(result), flush=True)
+print(MARK, json.dumps(results), flush=True)
 '''
 
 
-def run_equal(clean, original, chain, canary_path, timeout=120):
-    """Loads `clean` and `original` with `chain` in one fresh interpreter and compares them.
+def run_equal(jobs, canary_path, timeout=900):
+    """For each (clean, chain, original): loads both with the loader chain in one fresh
+    interpreter (shared by all jobs) and compares them.
 
-    Returns dict(equal, error, detail, canary)."""
+    Returns one dict(equal, error, detail, canary) per job; `canary` is what the clean file's
+    load wrote to the canary, if anything."""
     canary_path = Path(canary_path)
-    if canary_path.exists():
-        canary_path.unlink()
+    jobs_file = canary_path.parent / "equal-jobs.json"
+    jobs_file.write_text(json.dumps([[str(c), ch, str(o)] for c, ch, o in jobs]))
     env = dict(os.environ, PICKLEGATE_CANARY=str(canary_path))
     env.setdefault("PYTHONHASHSEED", "0")
-    proc = subprocess.run([sys.executable, "-c", EQUAL_CODE, str(clean), chain, str(original)],
+    proc = subprocess.run([sys.executable, "-c", EQUAL_CODE, str(jobs_file), ""],
                           env=env, capture_output=True, text=True, timeout=timeout,
                           cwd=str(canary_path.parent), stdin=subprocess.DEVNULL)
-    out = {"equal": False, "error": f"no result (rc={proc.returncode}): {proc.stderr[-800:]}", "detail": None}
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_MARK):
-            out = json.loads(line[len(RESULT_MARK):])
-    out["canary"] = canary_path.read_text(errors="replace") if canary_path.exists() else None
-    return out
+            return json.loads(line[len(RESULT_MARK):])
+    raise RuntimeError(f"equality oracle failed rc={proc.returncode}: {proc.stderr[-2000:]}")
