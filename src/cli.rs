@@ -223,9 +223,11 @@ pub fn main() -> i32 {
                 .map(|f| {
                     run_sanitize(
                         f,
-                        output.as_deref(),
-                        in_place,
-                        no_backup,
+                        &Destination {
+                            output: output.as_deref(),
+                            in_place,
+                            no_backup,
+                        },
                         sanitize::Options {
                             rebuild_clean: rebuild,
                         },
@@ -957,16 +959,26 @@ fn run_learn(paths: &[PathBuf], name: &str) -> i32 {
     }
 }
 
-fn run_sanitize(
-    file: &Path,
-    output: Option<&Path>,
+/// Where `sanitize` writes: `-o OUT`, or over the input (with a `.orig` unless `no_backup`).
+struct Destination<'a> {
+    output: Option<&'a Path>,
     in_place: bool,
     no_backup: bool,
+}
+
+fn run_sanitize(
+    file: &Path,
+    dest: &Destination<'_>,
     opts: sanitize::Options,
     format: Format,
     presets: &[String],
     args: &ConfigArgs,
 ) -> i32 {
+    let Destination {
+        output,
+        in_place,
+        no_backup,
+    } = *dest;
     if output.is_none() && !in_place {
         eprintln!("picklegate: error: say where to write: -o OUT or --in-place");
         return 2;

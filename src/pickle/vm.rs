@@ -1074,7 +1074,12 @@ impl<'a> Vm<'a> {
                     })?;
                 let data_start = self.base + dec.pos() as u64;
                 dec.skip(count)?;
-                (None, self.base + dec.pos() as u64 - start, false, data_start)
+                (
+                    None,
+                    self.base + dec.pos() as u64 - start,
+                    false,
+                    data_start,
+                )
             }
         };
         let idx = self.g.arrays.len() as u32;

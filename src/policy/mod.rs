@@ -548,7 +548,10 @@ impl PolicySet {
                 };
                 if !ARG_KINDS.contains(&kind) {
                     return Err(bad(
-                        format!("unknown argument kind `{a}` in policy `{name}` (known: {})", ARG_KINDS.join(", ")),
+                        format!(
+                            "unknown argument kind `{a}` in policy `{name}` (known: {})",
+                            ARG_KINDS.join(", ")
+                        ),
                         "unknown argument kind",
                     ));
                 }

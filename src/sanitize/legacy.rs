@@ -131,10 +131,7 @@ pub(super) fn sanitize(
         changes.push(Change {
             offset: pos,
             action: "removed",
-            what: format!(
-                "{} bytes after the last storage",
-                data.len() as u64 - pos
-            ),
+            what: format!("{} bytes after the last storage", data.len() as u64 - pos),
         });
     }
     // The key list, written the way torch.save writes it: a list of strings.
@@ -154,7 +151,10 @@ pub(super) fn sanitize(
     Ok((out, changes))
 }
 
-fn data_of<'d>(data: &'d [u8], s: &crate::pickle::graph::Stream) -> Result<&'d [u8], SanitizeError> {
+fn data_of<'d>(
+    data: &'d [u8],
+    s: &crate::pickle::graph::Stream,
+) -> Result<&'d [u8], SanitizeError> {
     data.get(s.start as usize..s.end as usize)
         .ok_or_else(|| SanitizeError::Refused("legacy pickle out of range".into()))
 }

@@ -201,7 +201,11 @@ fn sanitize_data(data: &[u8], policy: &Policy, depth: usize) -> Result<Rewritten
         let changes = changes
             .into_iter()
             .map(|c| Change {
-                what: format!("<{}> (offset in the decompressed stream) {}", codec.name(), c.what),
+                what: format!(
+                    "<{}> (offset in the decompressed stream) {}",
+                    codec.name(),
+                    c.what
+                ),
                 ..c
             })
             .collect();
@@ -267,7 +271,10 @@ fn sanitize_npz(blob: &dyn Blob, policy: &Policy) -> Result<Rewritten, SanitizeE
             changes.push(Change {
                 offset: e.header_offset,
                 action: "removed",
-                what: format!("member `{}`, shadowed by a later one of the same name", e.name),
+                what: format!(
+                    "member `{}`, shadowed by a later one of the same name",
+                    e.name
+                ),
             });
             continue;
         }

@@ -506,7 +506,9 @@ fn needs_proto4(ctx: &Ctx<'_>, needed: &HashSet<ValueId>) -> bool {
             Kind::Call(c) => ctx.g.calls[c as usize].kind == CallKind::NewObjEx,
             // BINBYTES8 / BINUNICODE8
             Kind::Bytes(b) | Kind::ByteArray(b) => huge(ctx.g.blobs[b as usize].1),
-            Kind::Str(i) => matches!(&ctx.g.strs[i as usize], PyStr::Span { len, .. } if huge(*len as u64)),
+            Kind::Str(i) => {
+                matches!(&ctx.g.strs[i as usize], PyStr::Span { len, .. } if huge(*len))
+            }
             _ => false,
         }
     })
@@ -607,7 +609,9 @@ impl Writer<'_, '_> {
         }
         self.value(a.wrapper, depth + 1)?;
         if a.object {
-            let root = a.root.ok_or("a joblib object array without a loaded object")?;
+            let root = a
+                .root
+                .ok_or("a joblib object array without a loaded object")?;
             let memo = std::mem::take(&mut self.memo);
             let next = self.e.begin_nested();
             self.value(root, depth + 1)?;
@@ -626,7 +630,8 @@ impl Writer<'_, '_> {
             // joblib's write_array: one byte with the padding length, then that many 0xff.
             let after = self.e.out.len() as u64 + 1;
             let pad = align - after % align;
-            let pad = u8::try_from(pad).map_err(|_| format!("joblib alignment {align} is too large"))?;
+            let pad =
+                u8::try_from(pad).map_err(|_| format!("joblib alignment {align} is too large"))?;
             self.e.op(pad);
             self.e.out.extend(std::iter::repeat_n(0xffu8, pad as usize));
         }
