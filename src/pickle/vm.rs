@@ -63,26 +63,37 @@ struct Memo {
 impl Memo {
     #[inline]
     fn get(&self, idx: u64) -> Option<ValueId> {
-        if idx < DENSE_MEMO {
-            self.dense
-                .get(idx as usize)
-                .copied()
-                .filter(|v| *v != NO_VALUE)
+        if let Some(&v) = usize::try_from(idx).ok().and_then(|i| self.dense.get(i)) {
+            if v != NO_VALUE {
+                return Some(v);
+            }
+        }
+        if self.sparse.is_empty() {
+            None
         } else {
             self.sparse.get(&idx).copied()
         }
     }
 
+    /// The dense part grows with the indices CPython's picklers write (MEMOIZE is always
+    /// `len(memo)`, PUT counts up), but never beyond twice the entries it holds plus a
+    /// constant, so far-out explicit indices cannot make it allocate more than the memo budget.
+    #[inline]
+    fn dense_limit(&self) -> u64 {
+        (2 * self.len as u64).max(DENSE_MEMO)
+    }
+
     #[inline]
     fn put(&mut self, idx: u64, v: ValueId) {
-        let fresh = if idx < DENSE_MEMO {
+        let fresh = if idx < self.dense.len() as u64 || idx < self.dense_limit() {
             let i = idx as usize;
             if i >= self.dense.len() {
                 self.dense.resize(i + 1, NO_VALUE);
             }
-            let fresh = self.dense[i] == NO_VALUE;
+            let was_dense = self.dense[i] != NO_VALUE;
             self.dense[i] = v;
-            fresh
+            let was_sparse = !self.sparse.is_empty() && self.sparse.remove(&idx).is_some();
+            !(was_dense || was_sparse)
         } else {
             self.sparse.insert(idx, v).is_none()
         };
@@ -1254,5 +1265,24 @@ mod tests {
             },
         );
         assert!(g.streams[0].error.as_ref().is_some_and(|e| e.budget));
+    }
+
+    #[test]
+    fn memo_counts_each_index_once_wherever_it_is_stored() {
+        let mut m = Memo::default();
+        // Far beyond the dense part: stored sparsely.
+        m.put(DENSE_MEMO * 4, 7);
+        assert_eq!((m.len, m.get(DENSE_MEMO * 4)), (1, Some(7)));
+        // An index that was sparse and is then written where the dense part reaches.
+        m.sparse.insert(10, 1);
+        m.len += 1;
+        m.put(10, 2);
+        assert_eq!((m.len, m.get(10), m.sparse.contains_key(&10)), (2, Some(2), false));
+        // Overwrites are not new entries (MEMOIZE's index is len(memo)).
+        m.put(10, 3);
+        m.put(0, 4);
+        assert_eq!((m.len, m.get(0), m.get(10), m.get(11)), (3, Some(4), Some(3), None));
+        // Growth stays bounded by the entries held.
+        assert!(m.dense.len() as u64 <= m.dense_limit());
     }
 }
