@@ -24,7 +24,9 @@ pub enum Kind {
     /// Index into `Graph::bigints` (decimal text).
     BigInt(u32),
     Float(f64),
-    /// Index into `Graph::strs`.
+    /// A `str`: see [`Graph::str_bytes`]. Either an index into `Graph::strs`, or (with
+    /// [`STR_INLINE`] set) the length of UTF-8 text that follows the producing BINUNICODE-
+    /// family opcode's header, so the common string costs no side-table entry.
     Str(u32),
     /// Index into `Graph::blobs`.
     Bytes(u32),
@@ -77,6 +79,19 @@ pub struct Value {
 }
 
 /// String payloads: borrowed from the input when they are valid UTF-8 as-is.
+/// Marks a `Kind::Str` whose text is the producing opcode's own argument.
+pub const STR_INLINE: u32 = 1 << 31;
+
+/// Bytes of header before the argument of a length-prefixed string opcode.
+fn string_header(opcode: u8) -> Option<u64> {
+    match opcode {
+        0x8c | b'U' => Some(2), // SHORT_BINUNICODE, SHORT_BINSTRING
+        b'X' | b'T' => Some(5), // BINUNICODE, BINSTRING
+        0x8d => Some(9),        // BINUNICODE8
+        _ => None,
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum PyStr {
     Span {
@@ -278,25 +293,68 @@ impl Graph {
         &self.items[it.start as usize..(it.start + it.len) as usize]
     }
 
-    /// The text of a string value, borrowing from `data` (the analysed buffer) when possible.
-    pub fn str_text<'d>(&'d self, idx: u32, data: &'d [u8]) -> Cow<'d, str> {
-        match &self.strs[idx as usize] {
-            PyStr::Span { offset, len } => {
-                let s = (offset - self.base) as usize;
-                let bytes = data.get(s..s + *len as usize).unwrap_or(&[]);
-                String::from_utf8_lossy(bytes)
-            }
-            PyStr::Owned(s) => Cow::Borrowed(s.as_str()),
-            PyStr::CodePoints(c) => Cow::Owned(super::pytext::codepoints_to_string(c)),
+    /// Where a string's text lies in `data`, when it is a span of the analysed buffer.
+    fn str_span(&self, v: &Value, data: &[u8]) -> Option<(usize, usize)> {
+        let Kind::Str(i) = v.kind else {
+            return None;
+        };
+        if i & STR_INLINE != 0 {
+            let at = (v.offset - self.base) as usize;
+            let header = string_header(*data.get(at)?)? as usize;
+            return Some((at + header, (i & !STR_INLINE) as usize));
+        }
+        match &self.strs[i as usize] {
+            PyStr::Span { offset, len } => Some(((offset - self.base) as usize, *len as usize)),
+            _ => None,
+        }
+    }
+
+    /// A string value's UTF-8 bytes (lone surrogates as surrogatepass), borrowing from
+    /// `data` (the analysed buffer) when possible.
+    pub fn str_bytes<'d>(&'d self, id: ValueId, data: &'d [u8]) -> Option<Cow<'d, [u8]>> {
+        let v = self.value(id);
+        let Kind::Str(i) = v.kind else {
+            return None;
+        };
+        if let Some((s, len)) = self.str_span(v, data) {
+            return data.get(s..s + len).map(Cow::Borrowed);
+        }
+        match &self.strs[i as usize] {
+            PyStr::Owned(s) => Some(Cow::Borrowed(s.as_bytes())),
+            PyStr::CodePoints(c) => Some(Cow::Owned(super::pytext::encode_surrogatepass(c))),
+            PyStr::Span { .. } => None,
+        }
+    }
+
+    /// Length in bytes of a string's UTF-8 text.
+    pub fn str_len(&self, id: ValueId) -> u64 {
+        match self.value(id).kind {
+            Kind::Str(i) if i & STR_INLINE != 0 => u64::from(i & !STR_INLINE),
+            Kind::Str(i) => match &self.strs[i as usize] {
+                PyStr::Span { len, .. } => *len,
+                PyStr::Owned(s) => s.len() as u64,
+                PyStr::CodePoints(c) => c.len() as u64 * 3,
+            },
+            _ => 0,
         }
     }
 
     /// The string a value holds, if it is a literal `str`.
     pub fn as_str<'d>(&'d self, id: ValueId, data: &'d [u8]) -> Option<Cow<'d, str>> {
-        match self.value(id).kind {
-            Kind::Str(i) => Some(self.str_text(i, data)),
-            _ => None,
+        let Kind::Str(i) = self.value(id).kind else {
+            return None;
+        };
+        if i & STR_INLINE == 0 {
+            match &self.strs[i as usize] {
+                PyStr::Owned(s) => return Some(Cow::Borrowed(s.as_str())),
+                PyStr::CodePoints(c) => {
+                    return Some(Cow::Owned(super::pytext::codepoints_to_string(c)))
+                }
+                PyStr::Span { .. } => {}
+            }
         }
+        let (s, len) = self.str_span(self.value(id), data)?;
+        Some(String::from_utf8_lossy(data.get(s..s + len).unwrap_or(&[])))
     }
 
     /// All calls whose callee is `id` (the same object, however it was reached).
@@ -335,8 +393,8 @@ impl Graph {
             Kind::Int(i) => i.to_string(),
             Kind::BigInt(i) => self.bigints[i as usize].clone(),
             Kind::Float(f) => super::pyrepr::repr_float(f),
-            Kind::Str(i) => {
-                let t = self.str_text(i, data);
+            Kind::Str(_) => {
+                let t = self.as_str(id, data).unwrap_or_default();
                 let cps: Vec<u32> = t.chars().take(80).map(|c| c as u32).collect();
                 super::pyrepr::repr_str(&cps)
             }

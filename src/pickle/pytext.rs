@@ -484,3 +484,22 @@ mod tests {
         assert_eq!(parse_float(b"abc"), None);
     }
 }
+
+/// UTF-8 with lone surrogates written as their 3-byte forms (Python's `surrogatepass`).
+pub fn encode_surrogatepass(cps: &[u32]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for &c in cps {
+        match char::from_u32(c) {
+            Some(ch) => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+            }
+            None => {
+                out.push(0xE0 | ((c >> 12) & 0x0F) as u8);
+                out.push(0x80 | ((c >> 6) & 0x3F) as u8);
+                out.push(0x80 | (c & 0x3F) as u8);
+            }
+        }
+    }
+    out
+}

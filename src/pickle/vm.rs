@@ -462,6 +462,21 @@ impl<'a> Vm<'a> {
         self.push_new(Kind::Str(idx), offset)
     }
 
+    /// A string that is exactly the opcode's argument (valid UTF-8 / ASCII): no side-table
+    /// entry, the text is found again from the opcode.
+    fn new_inline_str(&mut self, d: &[u8], offset: u64) -> Result<ValueId, Fault> {
+        match u32::try_from(d.len()) {
+            Ok(n) if n < STR_INLINE => self.push_new(Kind::Str(STR_INLINE | n), offset),
+            _ => {
+                let s = PyStr::Span {
+                    offset: self.abs(d),
+                    len: d.len() as u64,
+                };
+                self.new_str(s, offset)
+            }
+        }
+    }
+
     fn new_blob(&mut self, d: &[u8], bytearray: bool, offset: u64) -> Result<(), Fault> {
         let idx = self.g.blobs.len() as u32;
         self.g.blobs.push((self.abs(d), d.len() as u64));
@@ -653,15 +668,11 @@ impl<'a> Vm<'a> {
                 let Arg::Data(d) = op.arg else {
                     return msg("bad BINSTRING");
                 };
-                let s = if d.is_ascii() {
-                    PyStr::Span {
-                        offset: self.abs(d),
-                        len: d.len() as u64,
-                    }
+                if d.is_ascii() {
+                    self.new_inline_str(d, off)?;
                 } else {
-                    PyStr::Owned(d.iter().map(|b| *b as char).collect())
-                };
-                self.new_str(s, off)?;
+                    self.new_str(PyStr::Owned(d.iter().map(|b| *b as char).collect()), off)?;
+                }
             }
             O::Unicode => {
                 let Arg::Line(l) = op.arg else {
@@ -680,17 +691,13 @@ impl<'a> Vm<'a> {
                 let Arg::Data(d) = op.arg else {
                     return msg("bad BINUNICODE");
                 };
-                let s = if std::str::from_utf8(d).is_ok() {
-                    PyStr::Span {
-                        offset: self.abs(d),
-                        len: d.len() as u64,
-                    }
+                if std::str::from_utf8(d).is_ok() {
+                    self.new_inline_str(d, off)?;
                 } else {
                     let cps = pytext::utf8_surrogatepass(d)
                         .map_err(|_| Fault::Msg("'utf-8' codec can't decode string".into()))?;
-                    PyStr::CodePoints(cps)
-                };
-                self.new_str(s, off)?;
+                    self.new_str(PyStr::CodePoints(cps), off)?;
+                }
             }
             O::BinBytes | O::ShortBinBytes | O::BinBytes8 => {
                 let Arg::Data(d) = op.arg else {
@@ -1277,11 +1284,17 @@ mod tests {
         m.sparse.insert(10, 1);
         m.len += 1;
         m.put(10, 2);
-        assert_eq!((m.len, m.get(10), m.sparse.contains_key(&10)), (2, Some(2), false));
+        assert_eq!(
+            (m.len, m.get(10), m.sparse.contains_key(&10)),
+            (2, Some(2), false)
+        );
         // Overwrites are not new entries (MEMOIZE's index is len(memo)).
         m.put(10, 3);
         m.put(0, 4);
-        assert_eq!((m.len, m.get(0), m.get(10), m.get(11)), (3, Some(4), Some(3), None));
+        assert_eq!(
+            (m.len, m.get(0), m.get(10), m.get(11)),
+            (3, Some(4), Some(3), None)
+        );
         // Growth stays bounded by the entries held.
         assert!(m.dense.len() as u64 <= m.dense_limit());
     }

@@ -506,9 +506,7 @@ fn needs_proto4(ctx: &Ctx<'_>, needed: &HashSet<ValueId>) -> bool {
             Kind::Call(c) => ctx.g.calls[c as usize].kind == CallKind::NewObjEx,
             // BINBYTES8 / BINUNICODE8
             Kind::Bytes(b) | Kind::ByteArray(b) => huge(ctx.g.blobs[b as usize].1),
-            Kind::Str(i) => {
-                matches!(&ctx.g.strs[i as usize], PyStr::Span { len, .. } if huge(*len))
-            }
+            Kind::Str(_) => huge(ctx.g.str_len(id)),
             _ => false,
         }
     })
@@ -753,18 +751,8 @@ fn push_ref(
         Kind::Int(i) => e.int(i),
         Kind::BigInt(i) => e.bigint(&g.bigints[i as usize])?,
         Kind::Float(f) => e.float(f),
-        Kind::Str(i) => {
-            let bytes = match &g.strs[i as usize] {
-                PyStr::Span { offset, len } => {
-                    let s = (offset - g.base) as usize;
-                    ctx.data
-                        .get(s..s + *len as usize)
-                        .ok_or("string out of range")?
-                        .to_vec()
-                }
-                PyStr::Owned(s) => s.as_bytes().to_vec(),
-                PyStr::CodePoints(c) => encode_surrogatepass(c),
-            };
+        Kind::Str(_) => {
+            let bytes = g.str_bytes(id, ctx.data).ok_or("string out of range")?;
             e.str_utf8(&bytes);
         }
         Kind::Bytes(b) | Kind::ByteArray(b) => {
@@ -797,22 +785,4 @@ fn push_ref(
         }
     }
     Ok(())
-}
-
-fn encode_surrogatepass(cps: &[u32]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for &c in cps {
-        match char::from_u32(c) {
-            Some(ch) => {
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-            }
-            None => {
-                out.push(0xE0 | ((c >> 12) & 0x0F) as u8);
-                out.push(0x80 | ((c >> 6) & 0x3F) as u8);
-                out.push(0x80 | (c & 0x3F) as u8);
-            }
-        }
-    }
-    out
 }
