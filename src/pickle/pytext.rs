@@ -406,6 +406,25 @@ pub fn codepoints_to_string(cps: &[u32]) -> String {
         .collect()
 }
 
+/// UTF-8 with lone surrogates written as their 3-byte forms (Python's `surrogatepass`).
+pub fn encode_surrogatepass(cps: &[u32]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for &c in cps {
+        match char::from_u32(c) {
+            Some(ch) => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+            }
+            None => {
+                out.push(0xE0 | ((c >> 12) & 0x0F) as u8);
+                out.push(0x80 | ((c >> 6) & 0x3F) as u8);
+                out.push(0x80 | (c & 0x3F) as u8);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,23 +502,4 @@ mod tests {
         assert_eq!(parse_float(b"1e5"), Some(1e5));
         assert_eq!(parse_float(b"abc"), None);
     }
-}
-
-/// UTF-8 with lone surrogates written as their 3-byte forms (Python's `surrogatepass`).
-pub fn encode_surrogatepass(cps: &[u32]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for &c in cps {
-        match char::from_u32(c) {
-            Some(ch) => {
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-            }
-            None => {
-                out.push(0xE0 | ((c >> 12) & 0x0F) as u8);
-                out.push(0x80 | ((c >> 6) & 0x3F) as u8);
-                out.push(0x80 | (c & 0x3F) as u8);
-            }
-        }
-    }
-    out
 }
