@@ -1,7 +1,7 @@
 //! `picklegate disasm`: a listing with the same offsets, opcode names, arguments and
 //! MARK indentation as `python -m pickletools`, plus what the VM resolved.
 
-use crate::pickle::decode::Decoder;
+use crate::pickle::decode::{Arg, Decoder};
 use crate::pickle::graph::{Graph, Kind};
 use crate::pickle::op::Opcode;
 use crate::pickle::pyrepr::pickletools_arg_repr;
@@ -335,11 +335,13 @@ pub fn disassemble(path: &str, data: &[u8], style: Style) -> String {
 
 /// Disassembly lines around `primary` and `related` offsets of one pickle stream in
 /// `data` (whose first byte is at absolute `base`), for annotated reports.
+/// `holes` are payloads that were not read (shown as such, not as their zero filling).
 pub fn excerpt(
     data: &[u8],
     base: u64,
     primary: u64,
     related: &[(u64, String)],
+    holes: &[(u64, u64)],
 ) -> Option<crate::finding::Excerpt> {
     const CONTEXT: usize = 2;
     const MAX_OPS: usize = 2_000_000;
@@ -352,7 +354,21 @@ pub fn excerpt(
         .collect();
     let last = *wanted.iter().max()?;
     while let Ok(Some(op)) = dec.next_op() {
-        let arg = pickletools_arg_repr(&op).ok().flatten().unwrap_or_default();
+        let unread = match op.arg {
+            Arg::Data(d) if !d.is_empty() => {
+                let at = base + (d.as_ptr() as usize - data.as_ptr() as usize) as u64;
+                let len = d.len() as u64;
+                holes
+                    .iter()
+                    .any(|&(s, n)| at < s + n && s < at + len)
+                    .then_some(len)
+            }
+            _ => None,
+        };
+        let arg = match unread {
+            Some(len) => format!("<{len} bytes, not read>"),
+            None => pickletools_arg_repr(&op).ok().flatten().unwrap_or_default(),
+        };
         let arg = if arg.len() > 60 {
             format!(
                 "{}…",

@@ -320,3 +320,91 @@ fn disasm_prints_the_pickletools_listing_and_annotations() {
     );
     assert!(out.contains("; call os.system"), "{out}");
 }
+
+/// A large pickle that is mostly bytes payloads, with `tail` after the last one.
+fn payload_heavy(tail: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, 4, b']', b'('];
+    for i in 0..40u8 {
+        p.push(b'B');
+        p.extend_from_slice(&(1u32 << 20).to_le_bytes());
+        p.extend(std::iter::repeat_n(i, 1 << 20));
+    }
+    p.extend_from_slice(tail);
+    p.extend_from_slice(b"e.");
+    p
+}
+
+#[test]
+fn large_payloads_are_not_read_and_what_follows_them_is_still_judged() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let clean = dir.path().join("weights.pkl");
+    std::fs::write(&clean, payload_heavy(b"")).unwrap_or_else(|e| panic!("{e}"));
+    let (code, v) = scan_json(&clean);
+    assert_eq!(code, 0, "{v}");
+    let read = v["files"][0]["bytes_read"].as_u64().unwrap_or(u64::MAX);
+    assert!(read < 4 << 20, "{read} bytes read of a 40 MiB file");
+
+    // The attack after the payloads: the walk keeps every opcode.
+    let attack = payload_heavy(b"cos\nsystem\nX\x04\x00\x00\x00echo\x85R");
+    let evil = dir.path().join("evil.pkl");
+    std::fs::write(&evil, &attack).unwrap_or_else(|e| panic!("{e}"));
+    let (code, v) = scan_json(&evil);
+    assert_eq!(code, 1, "{v}");
+    assert!(rules_of(&v).contains("code-execution"), "{v}");
+    let (_, human, _) = run(&["scan", &evil.to_string_lossy()]);
+    assert!(human.contains("<1048576 bytes, not read>"), "{human}");
+
+    // An opcode hidden where the walk skipped (a lying length) cannot pass: the VM reads
+    // the same lengths, and anything it would decode in a hole is not an opcode.
+    let mut lying = payload_heavy(b"");
+    let at = lying.len() - 2; // the APPENDS
+    lying[at] = b'B';
+    let (code, v) = scan_json(&{
+        let p = dir.path().join("lying.pkl");
+        std::fs::write(&p, &lying).unwrap_or_else(|e| panic!("{e}"));
+        p
+    });
+    assert_ne!(code, 0, "{v}");
+}
+
+#[test]
+fn sparse_reads_judge_exactly_like_whole_reads() {
+    // Damage the opcodes around the payloads (lengths, opcode bytes, the tail) and compare
+    // the file scan (positioned reads, payloads skipped) with the in-memory scan.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let base = payload_heavy(b"cos\nsystem\nX\x04\x00\x00\x00echo\x85R");
+    let headers: Vec<usize> = (0..40).map(|i| 4 + i * (5 + (1 << 20))).collect();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let path = dir.path().join("m.pkl");
+    for round in 0..24 {
+        let mut m = base.clone();
+        let h = headers[(next() % 40) as usize];
+        match round % 4 {
+            0 => m[h] = (next() % 256) as u8,              // the opcode itself
+            1 => m[h + 1 + (next() % 4) as usize] ^= 0x10, // its length
+            2 => m.truncate(h + 3),                        // cut in a header
+            _ => {
+                let at = base.len() - 1 - (next() % 30) as usize; // the tail
+                m[at] = (next() % 256) as u8;
+            }
+        }
+        std::fs::write(&path, &m).unwrap_or_else(|e| panic!("{e}"));
+        let file = scan::scan_file(&path, default_policy(), &ScanOptions::default());
+        let mem = scan::scan_bytes("m.pkl", &m, default_policy(), &ScanOptions::default());
+        let key = |r: &scan::FileReport| -> Vec<(String, u64)> {
+            r.findings
+                .iter()
+                .map(|f| (f.rule.id().to_string(), f.offset))
+                .collect()
+        };
+        assert_eq!(key(&file), key(&mem), "round {round}");
+        assert_eq!(file.status, mem.status, "round {round}");
+        assert!(file.status != scan::Status::Clean, "round {round}");
+    }
+}

@@ -12,6 +12,16 @@ pub trait Blob {
     /// Reads up to `len` bytes at `offset` (fewer only at the end of the blob).
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Cow<'_, [u8]>>;
 
+    /// Fills `buf` from `offset` (all of it, or an error).
+    fn read_into(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let d = self.read_at(offset, buf.len())?;
+        if d.len() != buf.len() {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        }
+        buf.copy_from_slice(&d);
+        Ok(())
+    }
+
     /// The whole blob in memory when it already is (decompressed members, nested data).
     fn as_slice(&self) -> Option<&[u8]> {
         None
@@ -77,6 +87,12 @@ impl Blob for FileBlob {
         read_exact_at(&self.file, &mut buf, offset)?;
         self.read.set(self.read.get() + n as u64);
         Ok(Cow::Owned(buf))
+    }
+
+    fn read_into(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        read_exact_at(&self.file, buf, offset)?;
+        self.read.set(self.read.get() + buf.len() as u64);
+        Ok(())
     }
 
     fn bytes_read(&self) -> u64 {

@@ -5,6 +5,7 @@
 pub mod blob;
 pub mod compress;
 pub mod npy;
+mod sparse;
 pub mod tar;
 pub mod torch;
 pub mod zip;
@@ -73,6 +74,8 @@ struct Walker<'p> {
     findings: Vec<Finding>,
     decompressed: u64,
     streams: usize,
+    /// Payloads of the pickle being reported that were left unread (sparse reads).
+    holes: Vec<(u64, u64)>,
 }
 
 fn join(path: Option<&str>, seg: &str) -> String {
@@ -99,6 +102,7 @@ pub fn scan_blob(
         findings: Vec::new(),
         decompressed: 0,
         streams: 0,
+        holes: Vec::new(),
     };
     let format = w.scan(blob, None, 0);
     if let Some(f) = extension_mismatch(name, format) {
@@ -407,10 +411,57 @@ impl Walker<'_> {
                 }
             }
         }
+        if blob.as_slice().is_none()
+            && blob.len() > LARGE_FILE
+            && blob.len() <= self.limits.max_pickle_bytes
+        {
+            let read = sparse::read(blob).and_then(|img| {
+                if img.complete && !img.holes.is_empty() {
+                    let g = self.pickle_graph(&img.data);
+                    // joblib arrays and legacy storages are raw bytes the walk cannot tell
+                    // from opcodes: those are read completely below.
+                    if g.arrays.is_empty() && legacy_end(&g).is_none() {
+                        return Ok(Err((g, img)));
+                    }
+                }
+                img.fill(blob).map(Ok)
+            });
+            return match read {
+                Ok(Err((g, img))) => {
+                    self.holes = img.holes;
+                    self.report_graph(&g, &img.data, member, &Context::default());
+                    self.holes.clear();
+                    "pickle"
+                }
+                Ok(Ok(data)) => self.scan_pickle_bytes(&data, member, Context::default()),
+                Err(e) => {
+                    self.push(
+                        Finding::new(Rule::NotInspectable, 0, format!("read error: {e}")),
+                        member,
+                    );
+                    "pickle"
+                }
+            };
+        }
         let Some(data) = self.read_all(blob, member) else {
             return "pickle";
         };
         self.scan_pickle_bytes(&data, member, Context::default())
+    }
+
+    /// The pickle's graph: five streams first (enough to recognise a legacy torch file),
+    /// everything when there is more.
+    fn pickle_graph(&self, data: &[u8]) -> Graph {
+        let five = Budgets {
+            max_streams: 5,
+            ..self.budgets
+        };
+        let g = vm::analyze(data, 0, five);
+        if legacy_end(&g).is_none() && g.streams.len() >= 5 && g.trailing.is_some() {
+            vm::analyze(data, 0, self.budgets)
+        } else {
+            g
+        }
     }
 
     fn scan_legacy(
@@ -451,19 +502,10 @@ impl Walker<'_> {
         member: Option<&str>,
         ctx: Context,
     ) -> &'static str {
-        let five = Budgets {
-            max_streams: 5,
-            ..self.budgets
-        };
-        let g = vm::analyze(data, 0, five);
+        let g = self.pickle_graph(data);
         if legacy_end(&g).is_some() {
             return self.scan_legacy(g, data, &MemBlob(data), member, ctx);
         }
-        let g = if g.streams.len() >= 5 && g.trailing.is_some() {
-            vm::analyze(data, 0, self.budgets)
-        } else {
-            g
-        };
         self.report_graph(&g, data, member, &ctx);
         if g.arrays.is_empty() {
             "pickle"
@@ -484,7 +526,7 @@ impl Walker<'_> {
                     .iter()
                     .map(|r| (r.offset, r.label.clone()))
                     .collect();
-                f.excerpt = crate::disasm::excerpt(data, g.base, f.offset, &related);
+                f.excerpt = crate::disasm::excerpt(data, g.base, f.offset, &related, &self.holes);
             }
             self.push(f, member);
         }
