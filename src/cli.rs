@@ -230,6 +230,7 @@ pub fn main() -> i32 {
                         },
                         sanitize::Options {
                             rebuild_clean: rebuild,
+                            spool_dir: None,
                         },
                         format,
                         &presets,
@@ -771,19 +772,27 @@ fn fix_reports(reports: &[FileReport], targets: &Targets, config: &Config, stage
                     code = 2;
                     continue;
                 };
+                let target = workdir.join(&r.path);
+                let opts = spool_next_to(&target);
                 (
-                    sanitize::sanitize_bytes(&r.path, &data, policy, sanitize::Options::default()),
-                    workdir.join(&r.path),
+                    sanitize::sanitize_bytes(&r.path, &data, policy, &opts),
+                    target,
                 )
             }
-            _ => (
-                sanitize::sanitize_file(Path::new(&r.path), policy, sanitize::Options::default()),
-                PathBuf::from(&r.path),
-            ),
+            _ => {
+                let target = PathBuf::from(&r.path);
+                let opts = spool_next_to(&target);
+                (
+                    sanitize::sanitize_file(Path::new(&r.path), policy, &opts),
+                    target,
+                )
+            }
         };
         match outcome {
-            Ok(sanitize::Outcome::Rebuilt { bytes, changes, .. }) => {
-                if let Err(e) = sanitize::write_atomically(&target, &bytes) {
+            Ok(sanitize::Outcome::Rebuilt {
+                output, changes, ..
+            }) => {
+                if let Err(e) = output.commit(&target) {
                     eprintln!("picklegate: error: cannot write {}: {e}", target.display());
                     code = 2;
                     continue;
@@ -959,6 +968,18 @@ fn run_learn(paths: &[PathBuf], name: &str) -> i32 {
     }
 }
 
+/// Sanitizer options that stream large replacements into `target`'s directory.
+fn spool_next_to(target: &Path) -> sanitize::Options {
+    let dir = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    sanitize::Options {
+        spool_dir: Some(dir.to_path_buf()),
+        ..sanitize::Options::default()
+    }
+}
+
 /// Where `sanitize` writes: `-o OUT`, or over the input (with a `.orig` unless `no_backup`).
 struct Destination<'a> {
     output: Option<&'a Path>,
@@ -1032,17 +1053,25 @@ fn run_sanitize(
             }
         }
     };
-    match sanitize::sanitize_file(file, policy, opts) {
+    let target = if in_place {
+        file
+    } else {
+        output.unwrap_or(file)
+    };
+    let opts = sanitize::Options {
+        spool_dir: spool_next_to(target).spool_dir,
+        ..opts
+    };
+    match sanitize::sanitize_file(file, policy, &opts) {
         Ok(sanitize::Outcome::Clean) => {
             emit("clean", &[], None, None);
             0
         }
-        Ok(sanitize::Outcome::Rebuilt { bytes, changes, .. }) => {
-            let target = if in_place {
-                file
-            } else {
-                output.unwrap_or(file)
-            };
+        Ok(sanitize::Outcome::Rebuilt {
+            output: replacement,
+            changes,
+            ..
+        }) => {
             if in_place && !no_backup {
                 let mut orig = file.as_os_str().to_owned();
                 orig.push(".orig");
@@ -1051,10 +1080,11 @@ fn run_sanitize(
                         "picklegate: error: cannot keep a backup of {}: {e}",
                         file.display()
                     );
+                    replacement.discard();
                     return 2;
                 }
             }
-            if let Err(e) = sanitize::write_atomically(target, &bytes) {
+            if let Err(e) = replacement.commit(target) {
                 eprintln!("picklegate: error: cannot write {}: {e}", target.display());
                 return 2;
             }

@@ -276,3 +276,48 @@ fn refusals_name_the_reason_and_write_nothing() {
         assert!(!out.exists(), "{name}");
     }
 }
+
+#[test]
+fn archives_are_streamed_next_to_the_target_and_never_left_behind() {
+    let dir = repo();
+    let leftovers = |d: &Path| -> Vec<String> {
+        std::fs::read_dir(d)
+            .map(|it| {
+                it.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.contains("picklegate"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // Refused after the archive was written and re-scanned: the temp file goes away.
+    let (code, v, out) = sanitize(
+        dir.path(),
+        &fixture("containers", "mal_torch_zip_storage_missing.pt"),
+        &[],
+    );
+    assert_eq!(code, 1, "{v}");
+    assert!(!out.exists());
+    assert!(
+        leftovers(dir.path()).is_empty(),
+        "{:?}",
+        leftovers(dir.path())
+    );
+    // Sanitized: renamed into place.
+    let (code, v, out) = sanitize(
+        dir.path(),
+        &fixture("containers", "mal_torch_zip_hidden_member.pt"),
+        &[],
+    );
+    assert_eq!(code, 0, "{v}");
+    assert!(out.exists());
+    assert!(
+        leftovers(dir.path()).is_empty(),
+        "{:?}",
+        leftovers(dir.path())
+    );
+    assert_eq!(
+        run_in(dir.path(), &["scan", out.to_str().unwrap_or_default()]).0,
+        0
+    );
+}

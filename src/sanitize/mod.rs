@@ -14,18 +14,45 @@ use crate::pickle::vm::{self, Budgets};
 use crate::policy::Policy;
 use crate::scan::{self, ScanOptions};
 pub use rebuild::Change;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug)]
 pub enum Outcome {
     /// Nothing outside policy: the file is left as it is.
     Clean,
-    /// A sanitized replacement (not yet written) and what changed.
+    /// A sanitized, verified replacement (not yet in place) and what changed.
     Rebuilt {
-        bytes: Vec<u8>,
+        output: Output,
         changes: Vec<Change>,
         format: &'static str,
     },
+}
+
+/// A verified replacement: in memory, or already written to a temp file in the spool
+/// directory (large archives are streamed, not held in memory).
+#[derive(Debug)]
+pub enum Output {
+    Bytes(Vec<u8>),
+    File(PathBuf),
+}
+
+impl Output {
+    /// Puts the replacement at `target` atomically (rename within the spool directory).
+    pub fn commit(self, target: &Path) -> std::io::Result<()> {
+        match self {
+            Output::Bytes(b) => write_atomically(target, &b),
+            Output::File(tmp) => std::fs::rename(&tmp, target).inspect_err(|_| {
+                let _ = std::fs::remove_file(&tmp);
+            }),
+        }
+    }
+
+    /// Drops a replacement that will not be used.
+    pub fn discard(self) {
+        if let Output::File(tmp) = self {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +88,18 @@ fn verify(bytes: &[u8], policy: &Policy) -> Result<(), SanitizeError> {
 /// The whole replacement, scanned as a file the way `scan` would: container structure,
 /// storage references and every pickle in it.
 fn verify_file(format: &str, bytes: &[u8], policy: &Policy) -> Result<(), SanitizeError> {
-    let r = scan::scan_bytes("sanitized", bytes, policy, &ScanOptions::default());
+    verify_report(
+        format,
+        &scan::scan_bytes("sanitized", bytes, policy, &ScanOptions::default()),
+    )
+}
+
+fn verify_report(format: &str, r: &scan::FileReport) -> Result<(), SanitizeError> {
+    if let Some(e) = &r.error {
+        return refuse(format!(
+            "the replacement cannot be read back ({e}); nothing was written"
+        ));
+    }
     if r.format != format {
         return refuse(format!(
             "the replacement reads as {} instead of {format}; nothing was written",
@@ -83,11 +121,14 @@ fn verify_file(format: &str, bytes: &[u8], policy: &Policy) -> Result<(), Saniti
 }
 
 /// What `sanitize` does beyond its default.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Re-emit files that have nothing outside policy too (a canonical copy; also how the
     /// reconstruction is proven on benign files).
     pub rebuild_clean: bool,
+    /// Where archives are streamed to a temp file (the destination's directory, so that
+    /// `Output::commit` is a rename); `None` keeps every replacement in memory.
+    pub spool_dir: Option<PathBuf>,
 }
 
 /// The scanner's bomb rule: a ratio cap above a floor, never past the total budget.
@@ -107,7 +148,7 @@ fn io_refusal(what: &str, e: impl std::fmt::Display) -> SanitizeError {
 pub fn sanitize_file(
     path: &Path,
     policy: &Policy,
-    opts: Options,
+    opts: &Options,
 ) -> Result<Outcome, SanitizeError> {
     let report = scan::scan_file(path, policy, &ScanOptions::default());
     let io = |e: std::io::Error| SanitizeError::Io {
@@ -126,7 +167,7 @@ pub fn sanitize_bytes(
     name: &str,
     data: &[u8],
     policy: &Policy,
-    opts: Options,
+    opts: &Options,
 ) -> Result<Outcome, SanitizeError> {
     let report = scan::scan_bytes(name, data, policy, &ScanOptions::default());
     sanitize_blob(&MemBlob(data), &report, policy, opts)
@@ -137,7 +178,7 @@ fn sanitize_blob(
     blob: &dyn Blob,
     report: &scan::FileReport,
     policy: &Policy,
-    opts: Options,
+    opts: &Options,
 ) -> Result<Outcome, SanitizeError> {
     if report.status == scan::Status::Clean && !opts.rebuild_clean {
         return Ok(Outcome::Clean);
@@ -150,9 +191,21 @@ fn sanitize_blob(
                 source: e,
             })
     };
+    let archive = match report.format {
+        "torch-zip" => Some(torch_zip_plan(blob, policy)?),
+        "npz" => Some(npz_plan(blob, policy)?),
+        _ => None,
+    };
+    if let Some((members, mut changes)) = archive {
+        let output = write_archive(blob, &members, report.format, policy, opts)?;
+        changes.sort_by_key(|c| c.offset);
+        return Ok(Outcome::Rebuilt {
+            output,
+            changes,
+            format: report.format,
+        });
+    }
     let (bytes, mut changes) = match report.format {
-        "torch-zip" => sanitize_torch_zip(blob, policy)?,
-        "npz" => sanitize_npz(blob, policy)?,
         "pickle" | "joblib" | "npy" | "torch-legacy" | "gzip" | "bz2" | "xz" | "lzma" | "zlib"
         | "lz4" | "zstd" => sanitize_data(&whole()?, policy, 0)?,
         // --rebuild of a file the sanitizer does not rewrite: it is clean, leave it.
@@ -168,10 +221,51 @@ fn sanitize_blob(
     verify_file(report.format, &bytes, policy)?;
     changes.sort_by_key(|c| c.offset);
     Ok(Outcome::Rebuilt {
-        bytes,
+        output: Output::Bytes(bytes),
         changes,
         format: report.format,
     })
+}
+
+/// Writes a planned archive and verifies it: streamed into a temp file in the spool
+/// directory when there is one, else in memory.
+fn write_archive(
+    blob: &dyn Blob,
+    members: &[zipwrite::Member],
+    format: &str,
+    policy: &Policy,
+    opts: &Options,
+) -> Result<Output, SanitizeError> {
+    let Some(dir) = &opts.spool_dir else {
+        let mut bytes = Vec::new();
+        zipwrite::write(blob, members, &mut bytes).map_err(|e| io_refusal("zip write", e))?;
+        verify_file(format, &bytes, policy)?;
+        return Ok(Output::Bytes(bytes));
+    };
+    static SPOOLED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = SPOOLED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".picklegate-{}-{n}.tmp", std::process::id()));
+    let written = (|| -> std::io::Result<()> {
+        let file = std::fs::File::create(&tmp)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        zipwrite::write(blob, members, &mut w)?;
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()
+    })();
+    let checked = written
+        .map_err(|e| io_refusal("zip write", e))
+        .and_then(|()| {
+            verify_report(
+                format,
+                &scan::scan_file(&tmp, policy, &ScanOptions::default()),
+            )
+        });
+    match checked {
+        Ok(()) => Ok(Output::File(tmp)),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
 }
 
 type Rewritten = (Vec<u8>, Vec<Change>);
@@ -215,7 +309,11 @@ fn sanitize_data(data: &[u8], policy: &Policy, depth: usize) -> Result<Rewritten
         return sanitize_npy(data, policy);
     }
     if data.starts_with(b"PK\x03\x04") {
-        return sanitize_torch_zip(&MemBlob(data), policy);
+        let blob = MemBlob(data);
+        let (members, changes) = torch_zip_plan(&blob, policy)?;
+        let mut bytes = Vec::new();
+        zipwrite::write(&blob, &members, &mut bytes).map_err(|e| io_refusal("zip write", e))?;
+        return Ok((bytes, changes));
     }
     let five = Budgets {
         max_streams: 5,
@@ -261,7 +359,7 @@ fn sanitize_npy(data: &[u8], policy: &Policy) -> Result<Rewritten, SanitizeError
 
 /// `.npz`: object members rebuilt, numeric members copied byte for byte. Python's zipfile
 /// (and so `numpy.load`) reads the last of duplicate names: that one is kept.
-fn sanitize_npz(blob: &dyn Blob, policy: &Policy) -> Result<Rewritten, SanitizeError> {
+fn npz_plan(blob: &dyn Blob, policy: &Policy) -> Result<Plan, SanitizeError> {
     let arch = zip::read(blob, 100_000).map_err(|e| io_refusal("zip", e))?;
     let files: Vec<&zip::Entry> = arch.entries.iter().filter(|e| !e.is_dir()).collect();
     let mut changes = Vec::new();
@@ -301,11 +399,13 @@ fn sanitize_npz(blob: &dyn Blob, policy: &Policy) -> Result<Rewritten, SanitizeE
             members.push(zipwrite::Member::Copy((*e).clone()));
         }
     }
-    let bytes = zipwrite::write(blob, &members).map_err(|e| io_refusal("zip write", e))?;
-    Ok((bytes, changes))
+    Ok((members, changes))
 }
 
-fn sanitize_torch_zip(blob: &dyn Blob, policy: &Policy) -> Result<Rewritten, SanitizeError> {
+/// The members of a rewritten archive and what changed.
+type Plan = (Vec<zipwrite::Member>, Vec<Change>);
+
+fn torch_zip_plan(blob: &dyn Blob, policy: &Policy) -> Result<Plan, SanitizeError> {
     let arch = zip::read(blob, 100_000).map_err(|e| SanitizeError::Refused(format!("zip: {e}")))?;
     let mut seen = std::collections::HashSet::new();
     let mut keep: Vec<&zip::Entry> = Vec::new();
@@ -380,9 +480,7 @@ fn sanitize_torch_zip(blob: &dyn Blob, policy: &Policy) -> Result<Rewritten, San
             });
         }
     }
-    let bytes = zipwrite::write(blob, &members)
-        .map_err(|e| SanitizeError::Refused(format!("zip write: {e}")))?;
-    Ok((bytes, changes))
+    Ok((members, changes))
 }
 
 /// Writes next to the target and renames over it: a reader sees the old file or the new one.

@@ -4,7 +4,7 @@
 
 use crate::container::blob::Blob;
 use crate::container::zip::Entry;
-use std::io;
+use std::io::{self, Write};
 
 const ALIGN: u64 = 64;
 /// PyTorch's padding extra field id ("FB").
@@ -44,8 +44,27 @@ fn too_big(v: u64) -> io::Result<u32> {
     })
 }
 
-pub fn write(blob: &dyn Blob, members: &[Member]) -> io::Result<Vec<u8>> {
-    let mut out: Vec<u8> = Vec::new();
+/// Counts what goes through, for header offsets.
+struct Counting<'w> {
+    inner: &'w mut dyn Write,
+    pos: u64,
+}
+
+impl Counting<'_> {
+    fn extend_from_slice(&mut self, b: &[u8]) -> io::Result<()> {
+        self.inner.write_all(b)?;
+        self.pos += b.len() as u64;
+        Ok(())
+    }
+}
+
+/// Writes the archive into `sink` (a file for large checkpoints: nothing is held in memory
+/// but the central directory).
+pub fn write(blob: &dyn Blob, members: &[Member], sink: &mut dyn Write) -> io::Result<()> {
+    let mut out = Counting {
+        inner: sink,
+        pos: 0,
+    };
     let mut central: Vec<u8> = Vec::new();
     let mut count = 0u16;
     for m in members {
@@ -68,27 +87,27 @@ pub fn write(blob: &dyn Blob, members: &[Member]) -> io::Result<Vec<u8>> {
                 (e.name.clone(), e.method, crc, e.compressed_size, e.size)
             }
         };
-        let header_at = out.len() as u64;
+        let header_at = out.pos;
         let fixed = 30 + name.len() as u64;
         // Data starts at header + fixed part + extra field: pad the extra field to 64.
         let pad = (ALIGN - (header_at + fixed + 4) % ALIGN) % ALIGN;
         let extra_len = 4 + pad;
-        out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
-        out.extend_from_slice(&20u16.to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes());
-        out.extend_from_slice(&method.to_le_bytes());
-        out.extend_from_slice(&[0, 0, 0x21, 0]);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out.extend_from_slice(&too_big(csize)?.to_le_bytes());
-        out.extend_from_slice(&too_big(size)?.to_le_bytes());
-        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        out.extend_from_slice(&(extra_len as u16).to_le_bytes());
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(&PAD_ID.to_le_bytes());
-        out.extend_from_slice(&(pad as u16).to_le_bytes());
-        out.extend(std::iter::repeat_n(b'Z', pad as usize));
+        out.extend_from_slice(&0x0403_4b50u32.to_le_bytes())?;
+        out.extend_from_slice(&20u16.to_le_bytes())?;
+        out.extend_from_slice(&0u16.to_le_bytes())?;
+        out.extend_from_slice(&method.to_le_bytes())?;
+        out.extend_from_slice(&[0, 0, 0x21, 0])?;
+        out.extend_from_slice(&crc.to_le_bytes())?;
+        out.extend_from_slice(&too_big(csize)?.to_le_bytes())?;
+        out.extend_from_slice(&too_big(size)?.to_le_bytes())?;
+        out.extend_from_slice(&(name.len() as u16).to_le_bytes())?;
+        out.extend_from_slice(&(extra_len as u16).to_le_bytes())?;
+        out.extend_from_slice(name.as_bytes())?;
+        out.extend_from_slice(&PAD_ID.to_le_bytes())?;
+        out.extend_from_slice(&(pad as u16).to_le_bytes())?;
+        out.extend_from_slice(&vec![b'Z'; pad as usize])?;
         match m {
-            Member::Bytes(_, data) => out.extend_from_slice(data),
+            Member::Bytes(_, data) => out.extend_from_slice(data)?,
             Member::Copy(e) => {
                 let mut pos = 0;
                 while pos < e.compressed_size {
@@ -97,7 +116,7 @@ pub fn write(blob: &dyn Blob, members: &[Member]) -> io::Result<Vec<u8>> {
                     if chunk.len() != n {
                         return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
                     }
-                    out.extend_from_slice(&chunk);
+                    out.extend_from_slice(&chunk)?;
                     pos += n as u64;
                 }
             }
@@ -117,14 +136,14 @@ pub fn write(blob: &dyn Blob, members: &[Member]) -> io::Result<Vec<u8>> {
         central.extend_from_slice(name.as_bytes());
         count += 1;
     }
-    let cd_offset = out.len() as u64;
-    out.extend_from_slice(&central);
-    out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
-    out.extend_from_slice(&[0, 0, 0, 0]);
-    out.extend_from_slice(&count.to_le_bytes());
-    out.extend_from_slice(&count.to_le_bytes());
-    out.extend_from_slice(&too_big(central.len() as u64)?.to_le_bytes());
-    out.extend_from_slice(&too_big(cd_offset)?.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    Ok(out)
+    let cd_offset = out.pos;
+    out.extend_from_slice(&central)?;
+    out.extend_from_slice(&0x0605_4b50u32.to_le_bytes())?;
+    out.extend_from_slice(&[0, 0, 0, 0])?;
+    out.extend_from_slice(&count.to_le_bytes())?;
+    out.extend_from_slice(&count.to_le_bytes())?;
+    out.extend_from_slice(&too_big(central.len() as u64)?.to_le_bytes())?;
+    out.extend_from_slice(&too_big(cd_offset)?.to_le_bytes())?;
+    out.extend_from_slice(&0u16.to_le_bytes())?;
+    out.inner.flush()
 }
