@@ -180,8 +180,26 @@ fn sanitize_blob(
     policy: &Policy,
     opts: &Options,
 ) -> Result<Outcome, SanitizeError> {
+    sanitize_at(blob, report, policy, opts, 0)
+}
+
+/// Archives and wrappers nest; members are sanitized the same way, in memory.
+const MAX_NESTING: usize = 8;
+
+fn sanitize_at(
+    blob: &dyn Blob,
+    report: &scan::FileReport,
+    policy: &Policy,
+    opts: &Options,
+    depth: usize,
+) -> Result<Outcome, SanitizeError> {
     if report.status == scan::Status::Clean && !opts.rebuild_clean {
         return Ok(Outcome::Clean);
+    }
+    if depth > MAX_NESTING {
+        return refuse(format!(
+            "archives and compressed streams nested more than {MAX_NESTING} deep"
+        ));
     }
     let whole = || -> Result<Vec<u8>, SanitizeError> {
         blob.read_at(0, blob.len() as usize)
@@ -193,7 +211,8 @@ fn sanitize_blob(
     };
     let archive = match report.format {
         "torch-zip" => Some(torch_zip_plan(blob, policy)?),
-        "npz" => Some(npz_plan(blob, policy)?),
+        "npz" => Some(zip_plan(blob, policy, opts, depth, ZipKind::Npz)?),
+        "zip" => Some(zip_plan(blob, policy, opts, depth, ZipKind::Plain)?),
         _ => None,
     };
     if let Some((members, mut changes)) = archive {
@@ -206,15 +225,27 @@ fn sanitize_blob(
         });
     }
     let (bytes, mut changes) = match report.format {
-        "pickle" | "joblib" | "npy" | "torch-legacy" | "gzip" | "bz2" | "xz" | "lzma" | "zlib"
-        | "lz4" | "zstd" => sanitize_data(&whole()?, policy, 0)?,
+        "tar" => tar_rewrite(blob, policy, opts, depth)?,
+        "gzip" | "bz2" | "xz" | "lzma" | "zlib" | "lz4" | "zstd" => {
+            unwrap_rewrite(&whole()?, &report.path, policy, opts, depth)?
+        }
+        "joblib" => {
+            let data = whole()?;
+            if compress::sniff(&data).is_some() {
+                unwrap_rewrite(&data, &report.path, policy, opts, depth)?
+            } else {
+                pickle_data(&data, policy)?
+            }
+        }
+        "pickle" | "torch-legacy" => pickle_data(&whole()?, policy)?,
+        "npy" => sanitize_npy(&whole()?, policy)?,
         // --rebuild of a file the sanitizer does not rewrite: it is clean, leave it.
         _ if report.status == scan::Status::Clean => return Ok(Outcome::Clean),
         other => {
             return refuse(format!(
                 "sanitizing {other} files is not supported (raw pickles, joblib files, PyTorch zip and \
-                 legacy checkpoints, object .npy/.npz arrays and their gzip/bz2/xz/lzma/zlib/lz4/zstd \
-                 wrappers are); nothing was written"
+                 legacy checkpoints, object .npy/.npz arrays, zip and tar archives of them and their \
+                 gzip/bz2/xz/lzma/zlib/lz4/zstd wrappers are); nothing was written"
             ))
         }
     };
@@ -225,6 +256,70 @@ fn sanitize_blob(
         changes,
         format: report.format,
     })
+}
+
+/// A member of an archive or the content of a compressed stream: scanned, and rewritten
+/// when it has findings (or `--rebuild`). `None`: keep it as it is.
+fn sanitize_member(
+    name: &str,
+    data: &[u8],
+    policy: &Policy,
+    opts: &Options,
+    depth: usize,
+) -> Result<Option<Rewritten>, SanitizeError> {
+    let report = scan::scan_bytes(name, data, policy, &ScanOptions::default());
+    let in_memory = Options {
+        spool_dir: None,
+        ..opts.clone()
+    };
+    match sanitize_at(&MemBlob(data), &report, policy, &in_memory, depth + 1)? {
+        Outcome::Clean => Ok(None),
+        Outcome::Rebuilt {
+            output: Output::Bytes(b),
+            changes,
+            ..
+        } => Ok(Some((b, changes))),
+        Outcome::Rebuilt { output, .. } => {
+            output.discard();
+            refuse("internal: a member was spooled")
+        }
+    }
+}
+
+/// A compressed stream: unpacked (under the scanner's bomb budget), its content rewritten,
+/// packed again with the same codec.
+fn unwrap_rewrite(
+    data: &[u8],
+    name: &str,
+    policy: &Policy,
+    opts: &Options,
+    depth: usize,
+) -> Result<Rewritten, SanitizeError> {
+    let Some(codec) = compress::sniff(data) else {
+        return refuse("not a compressed stream");
+    };
+    let inner = compress::decompress(codec, data, decompress_budget(data.len()))
+        .map_err(|e| io_refusal("cannot decompress", e))?;
+    let inner_name = name
+        .rsplit_once('.')
+        .map_or(name, |(stem, _)| stem)
+        .to_string();
+    let Some((bytes, changes)) = sanitize_member(&inner_name, &inner, policy, opts, depth)? else {
+        return refuse(format!(
+            "the {} stream's content has nothing to remove: the finding is about the compressed \
+             stream itself",
+            codec.name()
+        ));
+    };
+    let packed = compress::compress(codec, &bytes).map_err(|e| io_refusal("cannot compress", e))?;
+    let changes = changes
+        .into_iter()
+        .map(|c| Change {
+            what: format!("in the decompressed <{}> stream: {}", codec.name(), c.what),
+            ..c
+        })
+        .collect();
+    Ok((packed, changes))
 }
 
 /// Writes a planned archive and verifies it: streamed into a temp file in the spool
@@ -270,51 +365,8 @@ fn write_archive(
 
 type Rewritten = (Vec<u8>, Vec<Change>);
 
-/// Bytes in memory, recognised by content: compressed wrappers are unpacked, sanitized
-/// inside and packed again with the same codec.
-fn sanitize_data(data: &[u8], policy: &Policy, depth: usize) -> Result<Rewritten, SanitizeError> {
-    if let Some(codec) = compress::sniff(data) {
-        if depth >= 4 {
-            return refuse("compressed streams nested more than 4 deep");
-        }
-        let inner = compress::decompress(codec, data, decompress_budget(data.len()))
-            .map_err(|e| io_refusal("cannot decompress", e))?;
-        if !vm::looks_like_pickle(&inner)
-            && !crate::container::npy::sniff(&inner)
-            && !inner.starts_with(b"PK\x03\x04")
-        {
-            return refuse(format!(
-                "the {} stream holds neither a pickle, an .npy array nor a PyTorch zip (archives \
-                 such as tar are not rewritten)",
-                codec.name()
-            ));
-        }
-        let (bytes, changes) = sanitize_data(&inner, policy, depth + 1)?;
-        let packed =
-            compress::compress(codec, &bytes).map_err(|e| io_refusal("cannot compress", e))?;
-        let changes = changes
-            .into_iter()
-            .map(|c| Change {
-                what: format!(
-                    "<{}> (offset in the decompressed stream) {}",
-                    codec.name(),
-                    c.what
-                ),
-                ..c
-            })
-            .collect();
-        return Ok((packed, changes));
-    }
-    if crate::container::npy::sniff(data) {
-        return sanitize_npy(data, policy);
-    }
-    if data.starts_with(b"PK\x03\x04") {
-        let blob = MemBlob(data);
-        let (members, changes) = torch_zip_plan(&blob, policy)?;
-        let mut bytes = Vec::new();
-        zipwrite::write(&blob, &members, &mut bytes).map_err(|e| io_refusal("zip write", e))?;
-        return Ok((bytes, changes));
-    }
+/// A raw pickle, a joblib stream or a legacy torch file, in memory.
+fn pickle_data(data: &[u8], policy: &Policy) -> Result<Rewritten, SanitizeError> {
     let five = Budgets {
         max_streams: 5,
         ..Budgets::default()
@@ -357,15 +409,35 @@ fn sanitize_npy(data: &[u8], policy: &Policy) -> Result<Rewritten, SanitizeError
     Ok((bytes, changes))
 }
 
-/// `.npz`: object members rebuilt, numeric members copied byte for byte. Python's zipfile
-/// (and so `numpy.load`) reads the last of duplicate names: that one is kept.
-fn npz_plan(blob: &dyn Blob, policy: &Policy) -> Result<Plan, SanitizeError> {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ZipKind {
+    /// `.npz`: Python's zipfile (and so `numpy.load`) reads the last of duplicate names.
+    Npz,
+    /// Any other zip: which duplicate a consumer reads is unknown, so duplicates are refused.
+    Plain,
+}
+
+/// A zip whose members are sanitized one by one: rewritten members stored, the others
+/// copied byte for byte.
+fn zip_plan(
+    blob: &dyn Blob,
+    policy: &Policy,
+    opts: &Options,
+    depth: usize,
+    kind: ZipKind,
+) -> Result<Plan, SanitizeError> {
     let arch = zip::read(blob, 100_000).map_err(|e| io_refusal("zip", e))?;
     let files: Vec<&zip::Entry> = arch.entries.iter().filter(|e| !e.is_dir()).collect();
     let mut changes = Vec::new();
     let mut members = Vec::new();
     for (i, e) in files.iter().enumerate() {
         if files[i + 1..].iter().any(|l| l.name == e.name) {
+            if kind == ZipKind::Plain {
+                return refuse(format!(
+                    "member `{}` appears more than once; which one a reader takes is not determined",
+                    e.name
+                ));
+            }
             changes.push(Change {
                 offset: e.header_offset,
                 action: "removed",
@@ -385,21 +457,85 @@ fn npz_plan(blob: &dyn Blob, policy: &Policy) -> Result<Plan, SanitizeError> {
                 .map_err(|err| io_refusal(&format!("member `{}`", e.name), err))?,
             m => return refuse(format!("member `{}` uses compression method {m}", e.name)),
         };
-        let h = crate::container::npy::parse(&content)
-            .map_err(|why| SanitizeError::Refused(format!("member `{}`: {why}", e.name)))?;
-        if h.has_object {
-            let (bytes, ch) = sanitize_npy(&content, policy)
-                .map_err(|err| SanitizeError::Refused(format!("member `{}`: {err}", e.name)))?;
-            changes.extend(ch.into_iter().map(|c| Change {
-                what: format!("{} (offset in the member): {}", e.name, c.what),
-                ..c
-            }));
-            members.push(zipwrite::Member::Bytes(e.name.clone(), bytes));
-        } else {
-            members.push(zipwrite::Member::Copy((*e).clone()));
+        match sanitize_member(&e.name, &content, policy, opts, depth)
+            .map_err(|err| SanitizeError::Refused(format!("member `{}`: {err}", e.name)))?
+        {
+            Some((bytes, ch)) => {
+                changes.extend(ch.into_iter().map(|c| Change {
+                    what: format!("in member `{}`: {}", e.name, c.what),
+                    ..c
+                }));
+                members.push(zipwrite::Member::Bytes(e.name.clone(), bytes));
+            }
+            None => members.push(zipwrite::Member::Copy((*e).clone())),
         }
     }
     Ok((members, changes))
+}
+
+/// A tar archive: every header and member copied, members with findings rewritten (their
+/// size and header checksum updated).
+fn tar_rewrite(
+    blob: &dyn Blob,
+    policy: &Policy,
+    opts: &Options,
+    depth: usize,
+) -> Result<Rewritten, SanitizeError> {
+    let data = blob
+        .read_at(0, blob.len() as usize)
+        .map_err(|e| io_refusal("read error", e))?;
+    let (entries, truncated) = crate::container::tar::entries(&MemBlob(&data), 100_000)
+        .map_err(|e| io_refusal("tar", e))?;
+    if truncated {
+        return refuse("too many tar members");
+    }
+    let mut out = Vec::with_capacity(data.len());
+    let mut changes = Vec::new();
+    let mut pos = 0usize;
+    for e in entries.iter().filter(|e| e.regular) {
+        let start = e.data_offset as usize;
+        let end = start + e.size as usize;
+        let content = data.get(start..end).ok_or_else(|| {
+            SanitizeError::Refused(format!("tar member `{}` is truncated", e.name))
+        })?;
+        let Some((bytes, ch)) = sanitize_member(&e.name, content, policy, opts, depth)
+            .map_err(|err| SanitizeError::Refused(format!("member `{}`: {err}", e.name)))?
+        else {
+            continue;
+        };
+        // Everything before this member's header (earlier members, pax/GNU records) as is.
+        let header = start - 512;
+        if data[pos..header].windows(5).any(|w| w == b"size=") {
+            return refuse(format!(
+                "member `{}` has a pax size record; rewriting it is not supported",
+                e.name
+            ));
+        }
+        out.extend_from_slice(&data[pos..header]);
+        let mut h = [0u8; 512];
+        h.copy_from_slice(&data[header..start]);
+        let size = format!("{:011o}\0", bytes.len());
+        if size.len() != 12 {
+            return refuse(format!(
+                "member `{}` would be too large for a tar header",
+                e.name
+            ));
+        }
+        h[124..136].copy_from_slice(size.as_bytes());
+        h[148..156].fill(b' ');
+        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        out.extend_from_slice(&h);
+        out.extend_from_slice(&bytes);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+        changes.extend(ch.into_iter().map(|c| Change {
+            what: format!("in member `{}`: {}", e.name, c.what),
+            ..c
+        }));
+        pos = start + (e.size as usize).div_ceil(512) * 512;
+    }
+    out.extend_from_slice(&data[pos.min(data.len())..]);
+    Ok((out, changes))
 }
 
 /// The members of a rewritten archive and what changed.

@@ -71,7 +71,7 @@ BENIGN_RAW = benign_manifest()
 BENIGN_CONTAINERS = [e for e in CONTAINERS if e["kind"] == "benign" and e["loader"] != "none"
                      and ";" not in e["loader"] and not e["rules"]]
 # what `sanitize` rewrites; anything else is left as it is ("clean") even with --rebuild
-REWRITTEN = {"pickle", "joblib", "npy", "npz", "torch-zip", "torch-legacy",
+REWRITTEN = {"pickle", "joblib", "npy", "npz", "torch-zip", "torch-legacy", "zip", "tar",
              "gzip", "bz2", "xz", "lzma", "zlib", "lz4", "zstd"}
 
 
@@ -140,7 +140,7 @@ def test_every_class_and_container_is_proven():
     classes = {e["class"] for e in RAW_EQ}
     assert {f"attacks.md#{i}" for i in range(1, 8)} <= classes, classes
     formats = {e["format"] for e in CONTAINER_EQ}
-    assert {"joblib", "torch-legacy", "npy", "npz", "gzip", "bz2", "xz", "zstd"} <= formats, formats
+    assert {"joblib", "torch-legacy", "npy", "npz", "gzip", "bz2", "xz", "zstd", "zip", "tar"} <= formats, formats
     codecs = {e["member"] for e in CONTAINER_EQ if e["format"] == "joblib"}
     assert {"<zlib>", "<gzip>", "<bz2>", "<lzma>", "<xz>", "<lz4>", None} <= codecs, codecs
 
