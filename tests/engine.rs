@@ -408,3 +408,40 @@ fn sparse_reads_judge_exactly_like_whole_reads() {
         assert!(file.status != scan::Status::Clean, "round {round}");
     }
 }
+
+/// joblib's `NumpyArrayWrapper(...)` with `{shape: (n,), dtype: numpy.dtype(descr)}` and BUILD.
+fn joblib_wrapper(descr: &str, n: u8) -> Vec<u8> {
+    let mut p = b"cjoblib.numpy_pickle\nNumpyArrayWrapper\n)\x81}(X\x05\x00\x00\x00shapeK".to_vec();
+    p.push(n);
+    p.extend_from_slice(b"\x85X\x05\x00\x00\x00dtypecnumpy\ndtype\nX");
+    p.extend_from_slice(&(descr.len() as u32).to_le_bytes());
+    p.extend_from_slice(descr.as_bytes());
+    p.extend_from_slice(b"\x85Rub");
+    p
+}
+
+#[test]
+fn joblib_array_bytes_are_also_read_the_way_a_plain_loader_reads_them() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // 12 "array" bytes that pop the wrapper and import os.system for a plain pickle.load
+    let payload = b"0cos\nsystem\n";
+    let mut raw = b"\x80\x02".to_vec();
+    raw.extend(joblib_wrapper("u1", payload.len() as u8));
+    raw.extend_from_slice(payload);
+    raw.extend_from_slice(b"(X\x02\x00\x00\x00idtR.");
+    // the same trick inside an object array's payload, which joblib reads with pickle.load
+    let mut outer = b"\x80\x02".to_vec();
+    outer.extend(joblib_wrapper("O", 1));
+    outer.extend_from_slice(b"\x80\x02");
+    outer.extend(joblib_wrapper("u1", payload.len() as u8));
+    outer.extend_from_slice(payload);
+    outer.extend_from_slice(b"(X\x02\x00\x00\x00idtR.");
+    outer.push(b'.');
+    for (name, data) in [("raw.joblib", raw), ("nested.joblib", outer)] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, &data).unwrap_or_else(|e| panic!("{e}"));
+        let (code, v) = scan_json(&p);
+        assert_eq!(code, 1, "{name}: {v}");
+        assert!(rules_of(&v).contains("code-execution"), "{name}: {v}");
+    }
+}

@@ -530,36 +530,34 @@ impl Walker<'_> {
             }
             self.push(f, member);
         }
-        // joblib skips raw array bytes, but a plain `pickle.load` of the same file would
-        // execute them as opcodes: report what that reading would do, if anything.
-        for a in g.arrays.iter().filter(|a| !a.object && a.len > 0) {
-            let start = (a.offset - g.base) as usize;
-            let Some(region) = data.get(start..) else {
-                continue;
-            };
-            let alt = vm::analyze(
-                region,
-                a.offset,
-                Budgets {
-                    max_streams: 1,
-                    ..self.budgets
-                },
-            );
-            if alt.globals.is_empty() && alt.calls.is_empty() {
-                continue;
-            }
-            for mut f in check::check(&alt, region, self.policy) {
-                if matches!(
+        // joblib skips raw array bytes, but a plain `pickle.load` (or `torch.load`) of the
+        // same file runs them as opcodes, with the stack and memo as they are there: report
+        // what that reading does inside those bytes. (Object-array payloads are pickles
+        // joblib itself loads; they are analysed as such.)
+        let raw: Vec<(u64, u64)> = g
+            .arrays
+            .iter()
+            .filter(|a| !a.object && a.len > 0)
+            .map(|a| (a.offset, a.offset + a.len))
+            .collect();
+        if raw.is_empty() {
+            return;
+        }
+        let alt = vm::analyze_plain(data, g.base, self.budgets);
+        for mut f in check::check(&alt, data, self.policy) {
+            let inside = raw.iter().any(|&(s, e)| (s..e).contains(&f.offset));
+            if !inside
+                || matches!(
                     f.rule,
                     Rule::MalformedPickle | Rule::TrailingData | Rule::TrailingPickle
-                ) {
-                    continue;
-                }
-                f.message.push_str(
-                    " (a plain pickle loader reads joblib's raw array bytes here as opcodes)",
-                );
-                self.push(f, member);
+                )
+            {
+                continue;
             }
+            f.message.push_str(
+                " (a plain pickle loader reads joblib's raw array bytes here as opcodes)",
+            );
+            self.push(f, member);
         }
     }
 

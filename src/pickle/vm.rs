@@ -121,6 +121,9 @@ fn msg<T>(s: impl Into<String>) -> Result<T, Fault> {
 }
 
 pub struct Vm<'a> {
+    /// joblib's NumpyUnpickler semantics for the current stream (never inside an object
+    /// array's payload: joblib reads that with a plain `pickle.load`).
+    joblib: bool,
     data: &'a [u8],
     base: u64,
     budgets: Budgets,
@@ -135,7 +138,18 @@ pub struct Vm<'a> {
 
 /// Analyses every pickle stream in `data` (whose first byte is at absolute `base`).
 pub fn analyze(data: &[u8], base: u64, budgets: Budgets) -> Graph {
+    run_vm(data, base, budgets, true)
+}
+
+/// The reading of a plain `pickle.load` (or `torch.load`): no joblib array handling, so
+/// the bytes after a NumpyArrayWrapper's BUILD are opcodes, run with the real stack.
+pub fn analyze_plain(data: &[u8], base: u64, budgets: Budgets) -> Graph {
+    run_vm(data, base, budgets, false)
+}
+
+fn run_vm(data: &[u8], base: u64, budgets: Budgets, joblib: bool) -> Graph {
     let mut vm = Vm {
+        joblib,
         data,
         base,
         budgets,
@@ -316,7 +330,7 @@ impl<'a> Vm<'a> {
                 return Ok(());
             }
             self.step(&op)?;
-            if op.code == Opcode::Build {
+            if op.code == Opcode::Build && self.joblib {
                 self.joblib_array(dec, op.offset)?;
             }
         }
@@ -1123,10 +1137,12 @@ impl<'a> Vm<'a> {
         let memo = std::mem::take(&mut self.memo);
         let proto = self.proto;
         let empty = self.empty_tuple.take();
+        let joblib = std::mem::replace(&mut self.joblib, false);
         self.proto = 0;
         let start = self.base + dec.pos() as u64;
         let mut stream = Stream::at(start, true);
         let r = self.run_stream(dec, &mut stream);
+        self.joblib = joblib;
         stream.end = self.base + dec.pos() as u64;
         let root = stream.root;
         self.g.streams.push(stream);
