@@ -1075,7 +1075,7 @@ fn run_sanitize(
             if in_place && !no_backup {
                 let mut orig = file.as_os_str().to_owned();
                 orig.push(".orig");
-                if let Err(e) = std::fs::copy(file, PathBuf::from(orig)) {
+                if let Err(e) = sanitize::copy_atomically(file, Path::new(&orig)) {
                     eprintln!(
                         "picklegate: error: cannot keep a backup of {}: {e}",
                         file.display()

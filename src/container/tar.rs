@@ -9,6 +9,24 @@ pub struct TarEntry {
     pub data_offset: u64,
     pub size: u64,
     pub regular: bool,
+    /// The size came from a pax `size` record (which Python's tarfile honours).
+    pub pax_size: bool,
+}
+
+/// `size` and `path` from pax records (`"%d %s=%s\n"`).
+fn pax_records(data: &[u8]) -> (Option<u64>, Option<String>) {
+    let text = String::from_utf8_lossy(data);
+    let mut size = None;
+    let mut path = None;
+    for rec in text.lines() {
+        if let Some(v) = rec.split_once(" size=").map(|x| x.1) {
+            size = v.trim().parse().ok();
+        }
+        if let Some(p) = rec.split_once(" path=").map(|x| x.1) {
+            path = Some(p.to_string());
+        }
+    }
+    (size, path)
 }
 
 fn octal(field: &[u8]) -> Option<u64> {
@@ -65,6 +83,8 @@ pub fn entries(blob: &dyn Blob, max_entries: usize) -> io::Result<(Vec<TarEntry>
     let mut out = Vec::new();
     let mut pos = 0u64;
     let mut long_name: Option<String> = None;
+    let mut pax_size: Option<u64> = None;
+    let mut global_size: Option<u64> = None;
     while pos + 512 <= blob.len() {
         if out.len() >= max_entries {
             return Ok((out, true));
@@ -76,7 +96,8 @@ pub fn entries(blob: &dyn Blob, max_entries: usize) -> io::Result<(Vec<TarEntry>
         if !sniff(&h) {
             break;
         }
-        let size = octal(&h[124..136]).unwrap_or(0);
+        let header_size = octal(&h[124..136]).unwrap_or(0);
+        let mut size = header_size;
         let typeflag = h[156];
         let data_offset = pos + 512;
         let prefix = cstr(&h[345..500]);
@@ -91,11 +112,15 @@ pub fn entries(blob: &dyn Blob, max_entries: usize) -> io::Result<(Vec<TarEntry>
                 let data = blob.read_at(data_offset, size.min(1 << 16) as usize)?;
                 long_name = Some(cstr(&data));
             }
-            b'x' => {
+            b'x' | b'g' => {
                 let data = blob.read_at(data_offset, size.min(1 << 16) as usize)?;
-                for rec in String::from_utf8_lossy(&data).lines() {
-                    if let Some(p) = rec.split_once(" path=").map(|x| x.1) {
-                        long_name = Some(p.to_string());
+                let (s, p) = pax_records(&data);
+                if typeflag == b'g' {
+                    global_size = s.or(global_size);
+                } else {
+                    pax_size = s;
+                    if p.is_some() {
+                        long_name = p;
                     }
                 }
             }
@@ -103,15 +128,78 @@ pub fn entries(blob: &dyn Blob, max_entries: usize) -> io::Result<(Vec<TarEntry>
                 if let Some(l) = long_name.take() {
                     name = l;
                 }
+                let from_pax = pax_size.take().or(global_size);
+                size = from_pax.unwrap_or(header_size);
                 out.push(TarEntry {
                     name,
                     data_offset,
                     size,
                     regular: typeflag == b'0' || typeflag == 0 || typeflag == b'7',
+                    pax_size: from_pax.is_some(),
                 });
             }
         }
-        pos = data_offset + size.div_ceil(512) * 512;
+        // Sizes come from the file: a wrapping or non-advancing walk ends it.
+        let Some(next) = size
+            .checked_next_multiple_of(512)
+            .and_then(|n| data_offset.checked_add(n))
+            .filter(|&n| n > pos)
+        else {
+            break;
+        };
+        pos = next;
     }
     Ok((out, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::blob::MemBlob;
+
+    fn header(name: &str, size: u64, typeflag: u8) -> Vec<u8> {
+        let mut h = vec![0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+        h[156] = typeflag;
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[148..156].fill(b' ');
+        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        h
+    }
+
+    fn padded(mut d: Vec<u8>) -> Vec<u8> {
+        d.resize(d.len().div_ceil(512) * 512, 0);
+        d
+    }
+
+    #[test]
+    fn a_pax_size_record_decides_the_member_size_as_tarfile_does() {
+        // The ustar header says 0 bytes; the pax record says 600: Python reads 600.
+        let record = b"12 size=600\n".to_vec();
+        let mut t = header("PaxHeader", record.len() as u64, b'x');
+        t.extend(padded(record));
+        t.extend(header("model.pkl", 0, b'0'));
+        t.extend(padded(vec![b'.'; 600]));
+        t.extend(vec![0u8; 1024]);
+        let (entries, _) = entries(&MemBlob(&t), 10).unwrap_or_default();
+        assert_eq!(entries.len(), 1);
+        assert_eq!((entries[0].size, entries[0].pax_size), (600, true));
+    }
+
+    #[test]
+    fn a_size_that_wraps_ends_the_walk() {
+        let mut t = header("dir", 0, b'5');
+        // GNU base-256 size near 2^64
+        t[124] = 0x80;
+        t[125..128].fill(0);
+        t[128..136].copy_from_slice(&(u64::MAX - 100).to_be_bytes());
+        t[148..156].fill(b' ');
+        let sum: u32 = t.iter().map(|&b| u32::from(b)).sum();
+        t[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        t.extend(header("next", 0, b'0'));
+        let (entries, _) = entries(&MemBlob(&t), 10).unwrap_or_default();
+        assert_eq!(entries.len(), 1);
+    }
 }

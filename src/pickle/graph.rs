@@ -319,6 +319,9 @@ impl Graph {
         if let Some((s, len)) = self.str_span(v, data) {
             return data.get(s..s + len).map(Cow::Borrowed);
         }
+        if i & STR_INLINE != 0 {
+            return None;
+        }
         match &self.strs[i as usize] {
             PyStr::Owned(s) => Some(Cow::Borrowed(s.as_bytes())),
             PyStr::CodePoints(c) => Some(Cow::Owned(super::pytext::encode_surrogatepass(c))),

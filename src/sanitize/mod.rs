@@ -41,9 +41,12 @@ impl Output {
     pub fn commit(self, target: &Path) -> std::io::Result<()> {
         match self {
             Output::Bytes(b) => write_atomically(target, &b),
-            Output::File(tmp) => std::fs::rename(&tmp, target).inspect_err(|_| {
-                let _ = std::fs::remove_file(&tmp);
-            }),
+            Output::File(tmp) => {
+                keep_permissions(&tmp, target);
+                std::fs::rename(&tmp, target).inspect_err(|_| {
+                    let _ = std::fs::remove_file(&tmp);
+                })
+            }
         }
     }
 
@@ -237,7 +240,16 @@ fn sanitize_at(
                 pickle_data(&data, policy)?
             }
         }
-        "pickle" | "torch-legacy" => pickle_data(&whole()?, policy)?,
+        "pickle" | "torch-legacy" => {
+            let data = whole()?;
+            if crate::container::tar::sniff(&data) {
+                return refuse(
+                    "legacy torch *tar* checkpoints interleave pickles with raw storages and are not \
+                     rewritten (torch refuses this format with weights_only)",
+                );
+            }
+            pickle_data(&data, policy)?
+        }
         "npy" => sanitize_npy(&whole()?, policy)?,
         // --rebuild of a file the sanitizer does not rewrite: it is clean, leave it.
         _ if report.status == scan::Status::Clean => return Ok(Outcome::Clean),
@@ -337,11 +349,8 @@ fn write_archive(
         verify_file(format, &bytes, policy)?;
         return Ok(Output::Bytes(bytes));
     };
-    static SPOOLED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = SPOOLED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dir.join(format!(".picklegate-{}-{n}.tmp", std::process::id()));
+    let (file, tmp) = create_temp(dir, "archive").map_err(|e| io_refusal("temp file", e))?;
     let written = (|| -> std::io::Result<()> {
-        let file = std::fs::File::create(&tmp)?;
         let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
         zipwrite::write(blob, members, &mut w)?;
         w.into_inner().map_err(|e| e.into_error())?.sync_all()
@@ -489,6 +498,12 @@ fn tar_rewrite(
     if truncated {
         return refuse("too many tar members");
     }
+    if let Some(e) = entries.iter().find(|e| e.pax_size) {
+        return refuse(format!(
+            "member `{}` takes its size from a pax record; rewriting such tars is not supported",
+            e.name
+        ));
+    }
     let mut out = Vec::with_capacity(data.len());
     let mut changes = Vec::new();
     let mut pos = 0usize;
@@ -504,10 +519,10 @@ fn tar_rewrite(
             continue;
         };
         // Everything before this member's header (earlier members, pax/GNU records) as is.
-        let header = start - 512;
-        if data[pos..header].windows(5).any(|w| w == b"size=") {
+        let header = start.saturating_sub(512);
+        if header < pos {
             return refuse(format!(
-                "member `{}` has a pax size record; rewriting it is not supported",
+                "tar member `{}` overlaps the one before it",
                 e.name
             ));
         }
@@ -619,6 +634,42 @@ fn torch_zip_plan(blob: &dyn Blob, policy: &Policy) -> Result<Plan, SanitizeErro
     Ok((members, changes))
 }
 
+/// A new temp file in `dir`, created exclusively (never through an existing file or a
+/// symlink someone planted under a predictable name).
+fn create_temp(dir: &Path, stem: &str) -> std::io::Result<(std::fs::File, PathBuf)> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let mut last = None;
+    for _ in 0..16 {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(
+            ".{stem}.picklegate-{}-{nanos:08x}-{n}.tmp",
+            std::process::id()
+        ));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(f) => return Ok((f, tmp)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no temp file name")))
+}
+
+/// Gives the temp file the permissions of the file it replaces (a 0600 checkpoint stays 0600).
+fn keep_permissions(tmp: &Path, target: &Path) {
+    if let Ok(m) = std::fs::metadata(target) {
+        let _ = std::fs::set_permissions(tmp, m.permissions());
+    }
+}
+
 /// Writes next to the target and renames over it: a reader sees the old file or the new one.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
@@ -630,12 +681,35 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.picklegate-{}.tmp", std::process::id()));
+    let (mut f, tmp) = create_temp(dir, &name)?;
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
+        keep_permissions(&tmp, path);
         std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// A backup copy written the same way (a planted `FILE.orig` symlink is replaced, not followed).
+pub fn copy_atomically(from: &Path, to: &Path) -> std::io::Result<()> {
+    let dir = to
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = to
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (mut f, tmp) = create_temp(dir, &name)?;
+    let result = (|| {
+        std::io::copy(&mut std::fs::File::open(from)?, &mut f)?;
+        f.sync_all()?;
+        keep_permissions(&tmp, from);
+        std::fs::rename(&tmp, to)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -624,10 +624,15 @@ impl Writer<'_, '_> {
             .data
             .get(rel(a.data_start)..rel(a.offset + a.len))
             .ok_or("array bytes out of range")?;
-        if let Some(align) = a.align.filter(|&n| n > 0) {
-            // joblib's write_array: one byte with the padding length, then that many 0xff.
-            let after = self.e.out.len() as u64 + 1;
-            let pad = align - after % align;
+        if let Some(align) = a.align {
+            // joblib's write_array: one byte with the padding length, then that many 0xff
+            // (joblib and the VM read the byte whenever an alignment is set).
+            let pad = if align == 0 {
+                0
+            } else {
+                let after = self.e.out.len() as u64 + 1;
+                align - after % align
+            };
             let pad =
                 u8::try_from(pad).map_err(|_| format!("joblib alignment {align} is too large"))?;
             self.e.op(pad);

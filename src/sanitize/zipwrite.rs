@@ -61,6 +61,11 @@ impl Counting<'_> {
 /// Writes the archive into `sink` (a file for large checkpoints: nothing is held in memory
 /// but the central directory).
 pub fn write(blob: &dyn Blob, members: &[Member], sink: &mut dyn Write) -> io::Result<()> {
+    if members.len() > usize::from(u16::MAX) {
+        return Err(io::Error::other(
+            "more than 65535 members: zip64 repacking is not supported",
+        ));
+    }
     let mut out = Counting {
         inner: sink,
         pos: 0,
