@@ -437,10 +437,18 @@ fn zip_plan(
 ) -> Result<Plan, SanitizeError> {
     let arch = zip::read(blob, 100_000).map_err(|e| io_refusal("zip", e))?;
     let files: Vec<&zip::Entry> = arch.entries.iter().filter(|e| !e.is_dir()).collect();
+    let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, e) in files.iter().enumerate() {
+        last.insert(e.name.as_str(), i);
+    }
     let mut changes = Vec::new();
     let mut members = Vec::new();
+    // Like the scanner: what all members inflate to together is bounded too.
+    let mut inflated = 0u64;
+    let budget = crate::container::Limits::default().max_total_decompressed;
     for (i, e) in files.iter().enumerate() {
-        if files[i + 1..].iter().any(|l| l.name == e.name) {
+        check_member_name(e)?;
+        if last.get(e.name.as_str()).is_some_and(|&l| l != i) {
             if kind == ZipKind::Plain {
                 return refuse(format!(
                     "member `{}` appears more than once; which one a reader takes is not determined",
@@ -466,6 +474,12 @@ fn zip_plan(
                 .map_err(|err| io_refusal(&format!("member `{}`", e.name), err))?,
             m => return refuse(format!("member `{}` uses compression method {m}", e.name)),
         };
+        inflated += content.len() as u64;
+        if inflated > budget {
+            return refuse(format!(
+                "the members decompress to more than {budget} bytes together"
+            ));
+        }
         match sanitize_member(&e.name, &content, policy, opts, depth)
             .map_err(|err| SanitizeError::Refused(format!("member `{}`: {err}", e.name)))?
         {
@@ -556,12 +570,26 @@ fn tar_rewrite(
 /// The members of a rewritten archive and what changed.
 type Plan = (Vec<zipwrite::Member>, Vec<Change>);
 
+/// A name the repacked archive can carry unchanged: ASCII, or UTF-8 flagged as such (a
+/// cp437 or undecodable name would come out renamed).
+fn check_member_name(e: &zip::Entry) -> Result<(), SanitizeError> {
+    if e.name.is_ascii() || (e.flags & 0x0800 != 0 && !e.name.contains('\u{fffd}')) {
+        Ok(())
+    } else {
+        refuse(format!(
+            "member `{}` has a non-UTF-8 (cp437) name; repacking would rename it",
+            e.name
+        ))
+    }
+}
+
 fn torch_zip_plan(blob: &dyn Blob, policy: &Policy) -> Result<Plan, SanitizeError> {
     let arch = zip::read(blob, 100_000).map_err(|e| SanitizeError::Refused(format!("zip: {e}")))?;
     let mut seen = std::collections::HashSet::new();
     let mut keep: Vec<&zip::Entry> = Vec::new();
     let mut changes = Vec::new();
     for e in arch.entries.iter().filter(|e| !e.is_dir()) {
+        check_member_name(e)?;
         // torch's reader takes the first of duplicate names: keep that one only.
         if !seen.insert(e.name.clone()) {
             changes.push(Change {

@@ -92,6 +92,8 @@ pub fn write(blob: &dyn Blob, members: &[Member], sink: &mut dyn Write) -> io::R
                 (e.name.clone(), e.method, crc, e.compressed_size, e.size)
             }
         };
+        // Bit 11: the name is UTF-8 (without it, readers decode non-ASCII names as cp437).
+        let flags: u16 = if name.is_ascii() { 0 } else { 0x0800 };
         let header_at = out.pos;
         let fixed = 30 + name.len() as u64;
         // Data starts at header + fixed part + extra field: pad the extra field to 64.
@@ -99,7 +101,7 @@ pub fn write(blob: &dyn Blob, members: &[Member], sink: &mut dyn Write) -> io::R
         let extra_len = 4 + pad;
         out.extend_from_slice(&0x0403_4b50u32.to_le_bytes())?;
         out.extend_from_slice(&20u16.to_le_bytes())?;
-        out.extend_from_slice(&0u16.to_le_bytes())?;
+        out.extend_from_slice(&flags.to_le_bytes())?;
         out.extend_from_slice(&method.to_le_bytes())?;
         out.extend_from_slice(&[0, 0, 0x21, 0])?;
         out.extend_from_slice(&crc.to_le_bytes())?;
@@ -129,7 +131,7 @@ pub fn write(blob: &dyn Blob, members: &[Member], sink: &mut dyn Write) -> io::R
         central.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
         central.extend_from_slice(&20u16.to_le_bytes());
         central.extend_from_slice(&20u16.to_le_bytes());
-        central.extend_from_slice(&0u16.to_le_bytes());
+        central.extend_from_slice(&flags.to_le_bytes());
         central.extend_from_slice(&method.to_le_bytes());
         central.extend_from_slice(&[0, 0, 0x21, 0]);
         central.extend_from_slice(&crc.to_le_bytes());
