@@ -698,23 +698,27 @@ fn keep_permissions(tmp: &Path, target: &Path) {
     }
 }
 
-/// Writes next to the target and renames over it: a reader sees the old file or the new one.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path
+/// Fills a fresh temp file next to `target` and renames it over `target`: a reader sees the
+/// old file or the new one. The temp file gets `perms_from`'s permissions.
+fn replace_via_temp(
+    target: &Path,
+    perms_from: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let dir = target
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = path
+    let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let (mut f, tmp) = create_temp(dir, &name)?;
     let result = (|| {
-        f.write_all(bytes)?;
+        fill(&mut f)?;
         f.sync_all()?;
-        keep_permissions(&tmp, path);
-        std::fs::rename(&tmp, path)
+        keep_permissions(&tmp, perms_from);
+        std::fs::rename(&tmp, target)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -722,25 +726,15 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// Writes `bytes` to `path` atomically.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    replace_via_temp(path, path, |f| f.write_all(bytes))
+}
+
 /// A backup copy written the same way (a planted `FILE.orig` symlink is replaced, not followed).
 pub fn copy_atomically(from: &Path, to: &Path) -> std::io::Result<()> {
-    let dir = to
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = to
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let (mut f, tmp) = create_temp(dir, &name)?;
-    let result = (|| {
-        std::io::copy(&mut std::fs::File::open(from)?, &mut f)?;
-        f.sync_all()?;
-        keep_permissions(&tmp, from);
-        std::fs::rename(&tmp, to)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    replace_via_temp(to, from, |f| {
+        std::io::copy(&mut std::fs::File::open(from)?, f).map(|_| ())
+    })
 }
