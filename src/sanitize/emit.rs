@@ -107,33 +107,35 @@ impl Emitter {
         self.out.extend_from_slice(&f.to_be_bytes());
     }
 
-    /// A `str` from UTF-8 bytes (surrogates already encoded with surrogatepass).
-    pub fn str_utf8(&mut self, b: &[u8]) {
-        if self.proto >= 4 && b.len() < 256 {
-            self.out.extend_from_slice(&[0x8c, b.len() as u8]);
-        } else if u32::try_from(b.len()).is_err() {
-            // BINUNICODE8: the rebuild asks for protocol 4 when a value needs it.
-            self.out.push(0x8d);
-            self.out.extend_from_slice(&(b.len() as u64).to_le_bytes());
-        } else {
-            self.out.push(b'X');
-            self.out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    /// A length-prefixed argument with the smallest opcode that fits: `short` (1-byte
+    /// length, when the protocol has it), `long` (4 bytes) or `huge` (8 bytes, protocol 4;
+    /// the rebuild asks for protocol 4 when a value needs it).
+    fn sized(&mut self, short: Option<u8>, long: u8, huge: u8, b: &[u8]) {
+        match (short, u8::try_from(b.len()), u32::try_from(b.len())) {
+            (Some(op), Ok(n), _) => self.out.extend_from_slice(&[op, n]),
+            (_, _, Ok(n)) => {
+                self.out.push(long);
+                self.out.extend_from_slice(&n.to_le_bytes());
+            }
+            _ => {
+                self.out.push(huge);
+                self.out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+            }
         }
         self.out.extend_from_slice(b);
     }
 
+    /// A `str` from UTF-8 bytes (surrogates already encoded with surrogatepass):
+    /// SHORT_BINUNICODE, BINUNICODE or BINUNICODE8.
+    pub fn str_utf8(&mut self, b: &[u8]) {
+        let short = (self.proto >= 4).then_some(0x8c);
+        self.sized(short, b'X', 0x8d, b);
+    }
+
+    /// SHORT_BINBYTES, BINBYTES or BINBYTES8 from protocol 3 on.
     pub fn bytes(&mut self, b: &[u8]) {
         if self.proto >= 3 {
-            if b.len() < 256 {
-                self.out.extend_from_slice(&[b'C', b.len() as u8]);
-            } else if u32::try_from(b.len()).is_err() {
-                self.out.push(0x8e);
-                self.out.extend_from_slice(&(b.len() as u64).to_le_bytes());
-            } else {
-                self.out.push(b'B');
-                self.out.extend_from_slice(&(b.len() as u32).to_le_bytes());
-            }
-            self.out.extend_from_slice(b);
+            self.sized(Some(b'C'), b'B', 0x8e, b);
         } else {
             // Protocol 2 has no bytes opcode: `_codecs.encode(latin-1 text, 'latin1')`, as CPython writes it.
             self.out.extend_from_slice(b"c_codecs\nencode\n");

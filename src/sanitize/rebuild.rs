@@ -642,6 +642,17 @@ impl Writer<'_, '_> {
         Ok(())
     }
 
+    /// EMPTY_LIST/EMPTY_DICT, then MARK, the items and APPENDS/SETITEMS when there are any.
+    fn filled(&mut self, empty: u8, fill: u8, it: Items, depth: usize) -> Result<(), String> {
+        self.e.op(empty);
+        if it.len > 0 {
+            self.e.op(b'(');
+            self.items(it, depth)?;
+            self.e.op(fill);
+        }
+        Ok(())
+    }
+
     fn items(&mut self, it: Items, depth: usize) -> Result<(), String> {
         for &x in self.ctx.g.items(it).to_vec().iter() {
             self.value(x, depth + 1)?;
@@ -665,22 +676,8 @@ impl Writer<'_, '_> {
                 }
             },
             // Empty container plus APPENDS/SETITEMS, as CPython's pickler and torch.save write them.
-            Kind::List(it) => {
-                self.e.op(b']');
-                if it.len > 0 {
-                    self.e.op(b'(');
-                    self.items(it, depth)?;
-                    self.e.op(b'e');
-                }
-            }
-            Kind::Dict(it) => {
-                self.e.op(b'}');
-                if it.len > 0 {
-                    self.e.op(b'(');
-                    self.items(it, depth)?;
-                    self.e.op(b'u');
-                }
-            }
+            Kind::List(it) => self.filled(b']', b'e', it, depth)?,
+            Kind::Dict(it) => self.filled(b'}', b'u', it, depth)?,
             Kind::Array(a) => self.array(a, depth)?,
             Kind::Set => self.e.op(0x8f),
             Kind::FrozenSet(it) => {
