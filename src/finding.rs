@@ -248,6 +248,9 @@ pub struct Finding {
     pub level: crate::config::Level,
     /// A disassembly excerpt around the opcodes, for the human report.
     pub excerpt: Option<Excerpt>,
+    /// The reading that produced it: which loader's view of the bytes (`pickle`,
+    /// `joblib`, `torch`, `zipfile`, `npy`, `torch-legacy`, `tarfile`, ...).
+    pub reading: Option<&'static str>,
 }
 
 /// A few disassembly lines with the spans of the primary and related opcodes.
@@ -276,6 +279,7 @@ impl Finding {
                 crate::config::Level::Deny
             },
             excerpt: None,
+            reading: None,
         }
     }
 }

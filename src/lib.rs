@@ -13,6 +13,7 @@ pub mod disasm;
 pub mod finding;
 pub mod git;
 pub mod learn;
+pub mod numpy;
 pub mod pickle;
 pub mod policy;
 pub mod report;

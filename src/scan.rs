@@ -40,6 +40,8 @@ pub struct FileReport {
     pub exception: Option<String>,
     /// Where the content came from when it is a git blob.
     pub source: Option<Source>,
+    /// Every reading a loader performs of this file, with the globals it imports.
+    pub readings: Vec<container::Reading>,
 }
 
 /// A git object scanned instead of a file.
@@ -104,6 +106,7 @@ impl FileReport {
             bytes_read: 0,
             exception: None,
             source: None,
+            readings: Vec::new(),
         }
     }
 }
@@ -136,7 +139,9 @@ pub fn scan_bytes(name: &str, data: &[u8], policy: &Policy, opts: &ScanOptions) 
         opts.limits,
         opts.excerpts,
     );
-    FileReport::from_findings(name.to_string(), o.format, o.findings, o.streams)
+    let mut r = FileReport::from_findings(name.to_string(), o.format, o.findings, o.streams);
+    r.readings = o.readings;
+    r
 }
 
 /// Scans one file: sniffs its content, and walks containers down to every pickle.
@@ -156,6 +161,7 @@ pub fn scan_file(path: &Path, policy: &Policy, opts: &ScanOptions) -> FileReport
                 bytes_read: 0,
                 exception: None,
                 source: None,
+                readings: Vec::new(),
             }
         }
     };
@@ -172,6 +178,7 @@ pub fn scan_file(path: &Path, policy: &Policy, opts: &ScanOptions) -> FileReport
         opts.excerpts,
     );
     let mut r = FileReport::from_findings(display, o.format, o.findings, o.streams);
+    r.readings = o.readings;
     r.bytes_read = container::blob::Blob::bytes_read(&blob);
     r
 }
@@ -195,6 +202,7 @@ pub fn collect(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<FileReport>) {
                 bytes_read: 0,
                 exception: None,
                 source: None,
+                readings: Vec::new(),
             }),
         }
     }
@@ -215,6 +223,7 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<FileReport>) {
                 bytes_read: 0,
                 exception: None,
                 source: None,
+                readings: Vec::new(),
             });
             return;
         }

@@ -133,13 +133,25 @@ fn fails(data: &[u8]) -> bool {
     findings.iter().any(|f| f.severity.fails())
 }
 
-fn complete_ops(data: &[u8]) -> usize {
+/// Where the opcode of the first import or call ends (`usize::MAX`: none).
+fn first_effect_end(data: &[u8]) -> usize {
+    let g = picklegate::pickle::vm::analyze_plain(data, 0, Default::default());
+    let first = g
+        .globals
+        .iter()
+        .map(|gl| gl.offset)
+        .chain(g.calls.iter().map(|c| c.offset))
+        .min();
+    let Some(first) = first else {
+        return usize::MAX;
+    };
     let mut dec = picklegate::pickle::decode::Decoder::new(data, 0);
-    let mut n = 0;
-    while let Ok(Some(_)) = dec.next_op() {
-        n += 1;
+    while let Ok(Some(op)) = dec.next_op() {
+        if op.offset == first {
+            return op.end as usize;
+        }
     }
-    n
+    usize::MAX
 }
 
 #[test]
@@ -168,9 +180,9 @@ fn truncated_fixtures_never_pass() {
             if stream_ends.contains(&cut) {
                 continue;
             }
-            // A fragment of fewer than three whole opcodes without a PROTO carries no
-            // evidence of being a pickle (it could be any text) and can execute nothing.
-            if data[0] != 0x80 && complete_ops(&data[..cut]) < 3 {
+            // A fragment that ends before the first import or call has completed executes
+            // nothing in any unpickler: it is not pickle-bearing (vm::pickle_bearing).
+            if cut < first_effect_end(&data) {
                 continue;
             }
             assert!(
@@ -194,14 +206,18 @@ fn corrupted_opcodes_never_pass() {
                 break;
             }
         }
-        // A file whose first byte is no opcode is not a pickle; without a PROTO, the first
-        // SNIFF_MIN_OPS opcodes are what tells a pickle from text (see vm::looks_like_pickle).
-        let skip = if data[0] == 0x80 {
-            1
-        } else {
-            picklegate::pickle::vm::SNIFF_MIN_OPS as usize
-        };
-        for &off in offsets.iter().skip(skip).take(200) {
+        // Corruption before the first effect leaves bytes no unpickler gets anywhere with
+        // (vm::pickle_bearing): nothing runs, so nothing is reported. From the first import
+        // or call on, the corrupted file is pickle-bearing and must fail.
+        let g = picklegate::pickle::vm::analyze_plain(&data, 0, Default::default());
+        let first_effect = g
+            .globals
+            .iter()
+            .map(|gl| gl.offset)
+            .chain(g.calls.iter().map(|c| c.offset))
+            .min()
+            .unwrap_or(u64::MAX) as usize;
+        for &off in offsets.iter().filter(|&&o| o > first_effect).take(200) {
             let mut bad = data.clone();
             bad[off] = 0xff;
             assert!(
@@ -356,7 +372,7 @@ fn large_payloads_are_not_read_and_what_follows_them_is_still_judged() {
 
     // An opcode hidden where the walk skipped (a lying length) cannot pass: the VM reads
     // the same lengths, and anything it would decode in a hole is not an opcode.
-    let mut lying = payload_heavy(b"");
+    let mut lying = payload_heavy(b"cos\nsystem\nX\x04\x00\x00\x00echo\x85R");
     let at = lying.len() - 2; // the APPENDS
     lying[at] = b'B';
     let (code, v) = scan_json(&{
@@ -365,6 +381,17 @@ fn large_payloads_are_not_read_and_what_follows_them_is_still_judged() {
         p
     });
     assert_ne!(code, 0, "{v}");
+    // The same lie with nothing before it that runs: every unpickler fails at the lying
+    // length, so the bytes are not pickle-bearing.
+    let mut inert = payload_heavy(b"");
+    let at = inert.len() - 2;
+    inert[at] = b'B';
+    let (code, v) = scan_json(&{
+        let p = dir.path().join("inert.pkl");
+        std::fs::write(&p, &inert).unwrap_or_else(|e| panic!("{e}"));
+        p
+    });
+    assert_eq!((code, v["files"][0]["format"].as_str()), (0, Some("unknown")), "{v}");
 }
 
 #[test]
@@ -405,7 +432,13 @@ fn sparse_reads_judge_exactly_like_whole_reads() {
         };
         assert_eq!(key(&file), key(&mem), "round {round}");
         assert_eq!(file.status, mem.status, "round {round}");
-        assert!(file.status != scan::Status::Clean, "round {round}");
+        // Damage that makes every unpickler fail before the import leaves bytes that
+        // execute nothing (vm::pickle_bearing); anything else is judged and refused.
+        assert!(
+            file.status != scan::Status::Clean || file.format == "unknown",
+            "round {round}"
+        );
+        assert_eq!(file.format, mem.format, "round {round}");
     }
 }
 

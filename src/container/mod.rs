@@ -18,6 +18,16 @@ use crate::policy::Policy;
 use blob::{Blob, MemBlob, SubBlob};
 use std::borrow::Cow;
 
+/// Reading names (the `reading` of findings and of the JSON's `readings`).
+pub const PICKLE: &str = "pickle";
+pub const JOBLIB: &str = "joblib";
+pub const NPY: &str = "npy";
+pub const TORCH: &str = "torch";
+pub const TORCH_LEGACY: &str = "torch-legacy";
+
+/// Largest .npy header read (numpy itself has no limit with allow_pickle=True).
+const NPY_MAX_HEADER: u64 = 16 << 20;
+
 /// Findings per pickle that get a disassembly excerpt.
 const MAX_EXCERPTS: usize = 32;
 /// Bytes read to decide what a blob is.
@@ -63,6 +73,17 @@ pub struct Outcome {
     pub format: &'static str,
     pub findings: Vec<Finding>,
     pub streams: usize,
+    pub readings: Vec<Reading>,
+}
+
+/// One loader's reading of one pickle-bearing member: the container as that reader
+/// parses it, then the unpickler semantics it uses. The JSON lists every global each
+/// reading imports, so the loader-differential oracle can hold it against the real loader.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Reading {
+    pub reading: &'static str,
+    pub member: Option<String>,
+    pub globals: Vec<String>,
 }
 
 struct Walker<'p> {
@@ -76,6 +97,12 @@ struct Walker<'p> {
     streams: usize,
     /// Payloads of the pickle being reported that were left unread (sparse reads).
     holes: Vec<(u64, u64)>,
+    /// The reading being analysed (set by the container that hands a stream on).
+    reading: &'static str,
+    /// Bytes handed to the pickle analysis before the sniffer could decide: the full
+    /// graph decides ([`vm::pickle_bearing`]), and nothing is reported if it says no.
+    undecided: bool,
+    readings: Vec<Reading>,
 }
 
 fn join(path: Option<&str>, seg: &str) -> String {
@@ -103,6 +130,9 @@ pub fn scan_blob(
         decompressed: 0,
         streams: 0,
         holes: Vec::new(),
+        reading: PICKLE,
+        undecided: false,
+        readings: Vec::new(),
     };
     let format = w.scan(blob, None, 0);
     if let Some(f) = extension_mismatch(name, format) {
@@ -118,6 +148,7 @@ pub fn scan_blob(
         format,
         findings: w.findings,
         streams: w.streams,
+        readings: w.readings,
     }
 }
 
@@ -200,6 +231,9 @@ impl Walker<'_> {
         if f.member.is_none() {
             f.member = member.map(str::to_string);
         }
+        if f.reading.is_none() {
+            f.reading = Some(self.reading);
+        }
         self.findings.push(f);
     }
 
@@ -260,13 +294,11 @@ impl Walker<'_> {
                 return "unknown";
             }
         };
-        if zip::sniff(&head) {
-            return self.scan_zip(blob, member, depth);
-        }
-        if let Some(codec) = compress::sniff(&head) {
-            return self.scan_compressed(blob, codec, member, depth);
-        }
-        if head.starts_with(&[0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c]) {
+        let container = if zip::sniff(&head) {
+            Some(self.scan_zip(blob, member, depth))
+        } else if let Some(codec) = compress::sniff(&head) {
+            Some(self.scan_compressed(blob, codec, member, depth))
+        } else if head.starts_with(&[0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c]) {
             self.push(
                 Finding::new(
                     Rule::NotInspectable,
@@ -275,15 +307,12 @@ impl Walker<'_> {
                 ),
                 member,
             );
-            return "7z";
-        }
-        if npy::sniff(&head) {
-            return self.scan_npy(blob, member, depth);
-        }
-        if tar::sniff(&head) {
-            return self.scan_tar(blob, member, depth);
-        }
-        if lfs_pointer(&head) {
+            Some("7z")
+        } else if npy::sniff(&head) {
+            Some(self.scan_npy(blob, member, depth))
+        } else if tar::sniff(&head) {
+            Some(self.scan_tar(blob, member, depth))
+        } else if lfs_pointer(&head) {
             self.push(
                 Finding::new(
                     Rule::LfsPointer,
@@ -292,35 +321,51 @@ impl Walker<'_> {
                 ),
                 member,
             );
-            return "lfs-pointer";
-        }
-        if safetensors(blob, &head) {
-            return "safetensors";
-        }
-        // A PROTO opcode decides at once; protocol 0/1 needs a longer look.
-        let is_pickle = if head.first() == Some(&0x80) {
-            vm::looks_like_pickle(&head)
+            Some("lfs-pointer")
+        } else if safetensors(blob, &head) {
+            Some("safetensors")
         } else {
-            let probe = blob.read_at(0, PROBE).unwrap_or(Cow::Borrowed(&head[..]));
-            vm::looks_like_pickle(&probe)
+            None
         };
-        if is_pickle {
-            let format = self.scan_pickle_blob(blob, member);
-            // A pickle that is also a zip (polyglot): zip readers see the other half.
-            if let Ok(arch) = zip::read(blob, self.limits.max_members) {
-                if !arch.entries.is_empty() {
-                    self.scan_archive(blob, arch, member, depth);
-                }
-            }
-            return format;
+        // Whatever else the bytes are, `pickle.load` (and pandas, joblib, torch's legacy
+        // path) reads them from the first byte: that reading is always analysed, and the
+        // file is pickle-bearing when it gets anywhere (a safetensors or tar polyglot).
+        let pickle = self.scan_byte0(blob, &head, member);
+        if let Some(c) = container {
+            return match (c, pickle) {
+                ("safetensors" | "lfs-pointer", Some(p)) => p,
+                _ => c,
+            };
         }
-        // Zips with a prefix (self-extracting stubs, polyglots) have no magic at 0.
+        // Zips with a prefix (self-extracting stubs, polyglots) have no magic at 0;
+        // a pickle that is also a zip: zip readers see the other half.
         if let Ok(arch) = zip::read(blob, self.limits.max_members) {
             if !arch.entries.is_empty() {
-                return self.scan_archive(blob, arch, member, depth);
+                let z = self.scan_archive(blob, arch, member, depth);
+                return pickle.unwrap_or(z);
             }
         }
-        "unknown"
+        pickle.unwrap_or("unknown")
+    }
+
+    /// The plain-unpickler reading from the first byte, when some unpickler gets anywhere
+    /// with it ([`vm::pickle_bearing`]); returns the pickle format it found.
+    fn scan_byte0(
+        &mut self,
+        blob: &dyn Blob,
+        head: &[u8],
+        member: Option<&str>,
+    ) -> Option<&'static str> {
+        if vm::sniff(head, head.len() as u64 >= blob.len()) == vm::Sniff::No {
+            return None;
+        }
+        let (reading, undecided) = (self.reading, self.undecided);
+        self.reading = PICKLE;
+        self.undecided = true;
+        let f = self.scan_pickle_blob(blob, member);
+        self.reading = reading;
+        self.undecided = undecided;
+        (f != "unknown").then_some(f)
     }
 
     fn budget_for(&self, compressed: u64) -> u64 {
@@ -405,6 +450,7 @@ impl Walker<'_> {
                     };
                     let g = vm::analyze(&prefix, 0, five);
                     if legacy_end(&g).is_some() {
+                        self.undecided = false;
                         return self.scan_legacy(g, &prefix, blob, member, Context::default());
                     }
                     n = n.saturating_mul(4);
@@ -428,6 +474,9 @@ impl Walker<'_> {
             });
             return match read {
                 Ok(Err((g, img))) => {
+                    if std::mem::take(&mut self.undecided) && !vm::pickle_bearing(&g) {
+                        return "unknown";
+                    }
                     self.holes = img.holes;
                     self.report_graph(&g, &img.data, member, &Context::default());
                     self.holes.clear();
@@ -491,7 +540,9 @@ impl Walker<'_> {
             expected_streams: 5,
             ..ctx
         };
+        let reading = std::mem::replace(&mut self.reading, TORCH_LEGACY);
         self.report_graph(&g, data, member, &ctx);
+        self.reading = reading;
         self.legacy_storages(&g, data, end, blob, member);
         "torch-legacy"
     }
@@ -503,6 +554,9 @@ impl Walker<'_> {
         ctx: Context,
     ) -> &'static str {
         let g = self.pickle_graph(data);
+        if std::mem::take(&mut self.undecided) && !vm::pickle_bearing(&g) {
+            return "unknown";
+        }
         if legacy_end(&g).is_some() {
             return self.scan_legacy(g, data, &MemBlob(data), member, ctx);
         }
@@ -514,8 +568,38 @@ impl Walker<'_> {
         }
     }
 
+    /// Records which globals a reading imports (for the JSON and the oracle).
+    fn record_reading(&mut self, reading: &'static str, g: &Graph, member: Option<&str>) {
+        let mut globals: Vec<String> = g.globals.iter().map(|gl| gl.qualified()).collect();
+        globals.sort();
+        globals.dedup();
+        let member = member.map(str::to_string);
+        if let Some(r) = self
+            .readings
+            .iter_mut()
+            .find(|r| r.reading == reading && r.member == member)
+        {
+            r.globals.extend(globals);
+            r.globals.sort();
+            r.globals.dedup();
+        } else {
+            self.readings.push(Reading {
+                reading,
+                member,
+                globals,
+            });
+        }
+    }
+
     fn report_graph(&mut self, g: &Graph, data: &[u8], member: Option<&str>, ctx: &Context) {
         self.streams += g.streams.len();
+        // A graph with NumpyArrayWrapper arrays is joblib's reading of the stream.
+        let reading = if g.arrays.is_empty() {
+            self.reading
+        } else {
+            JOBLIB
+        };
+        self.record_reading(reading, g, member);
         for (i, mut f) in check::check_with(g, data, self.policy, ctx)
             .into_iter()
             .enumerate()
@@ -528,35 +612,53 @@ impl Walker<'_> {
                     .collect();
                 f.excerpt = crate::disasm::excerpt(data, g.base, f.offset, &related, &self.holes);
             }
+            f.reading = Some(reading);
             self.push(f, member);
         }
-        // joblib skips raw array bytes, but a plain `pickle.load` (or `torch.load`) of the
-        // same file runs them as opcodes, with the stack and memo as they are there: report
-        // what that reading does inside those bytes. (Object-array payloads are pickles
-        // joblib itself loads; they are analysed as such.)
+        // joblib skips raw array bytes, but a plain `pickle.load` (pandas, torch, numpy)
+        // of the same bytes runs them as opcodes, with the stack and memo as they are
+        // there: that is a reading of its own, analysed in full. Its findings that the
+        // joblib reading already made are not repeated; its failures are not findings
+        // (a plain loader that fails on array bytes runs nothing more).
+        if !g.arrays.iter().any(|a| !a.object && a.len > 0) {
+            return;
+        }
+        let alt = vm::analyze_plain(data, g.base, self.budgets);
+        self.record_reading(PICKLE, &alt, member);
+        let seen: std::collections::HashSet<(Rule, u64, Option<String>)> = self
+            .findings
+            .iter()
+            .filter(|f| f.member.as_deref() == member)
+            .map(|f| (f.rule, f.offset, f.global.clone()))
+            .collect();
         let raw: Vec<(u64, u64)> = g
             .arrays
             .iter()
             .filter(|a| !a.object && a.len > 0)
             .map(|a| (a.offset, a.offset + a.len))
             .collect();
-        if raw.is_empty() {
-            return;
-        }
-        let alt = vm::analyze_plain(data, g.base, self.budgets);
+        // The plain loader's reading of joblib's array bytes is usually nonsense that ends
+        // in an import of a module that exists nowhere (a string from the outer memo);
+        // the real loader raises there, so nothing at or after it happens.
+        let fails_at = vm::first_failing_import(&alt).unwrap_or(u64::MAX);
         for mut f in check::check(&alt, data, self.policy) {
-            let inside = raw.iter().any(|&(s, e)| (s..e).contains(&f.offset));
-            if !inside
-                || matches!(
-                    f.rule,
-                    Rule::MalformedPickle | Rule::TrailingData | Rule::TrailingPickle
-                )
+            if matches!(
+                f.rule,
+                Rule::MalformedPickle | Rule::TrailingData | Rule::TrailingPickle
+            ) || f.offset >= fails_at
+                || seen.contains(&(f.rule, f.offset, f.global.clone()))
             {
                 continue;
             }
-            f.message.push_str(
-                " (a plain pickle loader reads joblib's raw array bytes here as opcodes)",
-            );
+            if raw.iter().any(|&(s, e)| (s..e).contains(&f.offset)) {
+                f.message.push_str(
+                    " (a plain pickle loader reads joblib's raw array bytes here as opcodes)",
+                );
+            } else {
+                f.message
+                    .push_str(" (the plain pickle.load reading of a joblib-shaped stream)");
+            }
+            f.reading = Some(PICKLE);
             self.push(f, member);
         }
     }
@@ -670,7 +772,30 @@ impl Walker<'_> {
     }
 
     fn scan_npy(&mut self, blob: &dyn Blob, member: Option<&str>, _depth: usize) -> &'static str {
-        let head = match blob.read_at(0, 1 << 16) {
+        // numpy.load(allow_pickle=True) reads the whole header, whatever its length
+        // (max_header_size is ignored then): u16 length for version 1, u32 after.
+        let Ok(fixed) = blob.read_at(0, 12) else {
+            return "npy";
+        };
+        let hlen = match fixed.get(6) {
+            Some(1) if fixed.len() >= 10 => 10 + u16::from_le_bytes([fixed[8], fixed[9]]) as u64,
+            Some(2 | 3) if fixed.len() >= 12 => {
+                12 + u32::from_le_bytes([fixed[8], fixed[9], fixed[10], fixed[11]]) as u64
+            }
+            _ => 12,
+        };
+        if hlen > NPY_MAX_HEADER {
+            self.push(
+                Finding::new(
+                    Rule::BudgetExceeded,
+                    0,
+                    format!(".npy header of {hlen} bytes exceeds the {NPY_MAX_HEADER}-byte budget"),
+                ),
+                member,
+            );
+            return "npy";
+        }
+        let head = match blob.read_at(0, hlen as usize) {
             Ok(h) => h.into_owned(),
             Err(_) => return "npy",
         };
@@ -684,12 +809,13 @@ impl Walker<'_> {
                 let Some(data) = self.read_all(&sub, member) else {
                     return "npy";
                 };
+                // numpy.load reads the object array with a plain `pickle.load`: no joblib
+                // array semantics (a NumpyArrayWrapper's "array bytes" are opcodes there).
                 // Offsets in findings stay relative to the .npy file.
-                let g = vm::analyze(&data, h.data_offset, self.budgets);
-                self.streams += g.streams.len();
-                for f in check::check(&g, &data, self.policy) {
-                    self.push(f, member);
-                }
+                let g = vm::analyze_plain(&data, h.data_offset, self.budgets);
+                let reading = std::mem::replace(&mut self.reading, NPY);
+                self.report_graph(&g, &data, member, &Context::default());
+                self.reading = reading;
                 "npy"
             }
             Ok(_) => "npy",
@@ -708,8 +834,8 @@ impl Walker<'_> {
     }
 
     fn scan_tar(&mut self, blob: &dyn Blob, member: Option<&str>, depth: usize) -> &'static str {
-        let (entries, truncated) = match tar::entries(blob, self.limits.max_members) {
-            Ok(e) => e,
+        let w = match tar::walk(blob, self.limits.max_members) {
+            Ok(w) => w,
             Err(e) => {
                 self.push(
                     Finding::new(Rule::NotInspectable, 0, format!("tar read error: {e}")),
@@ -718,7 +844,7 @@ impl Walker<'_> {
                 return "tar";
             }
         };
-        if truncated {
+        if w.truncated {
             self.push(
                 Finding::new(
                     Rule::BudgetExceeded,
@@ -731,41 +857,92 @@ impl Walker<'_> {
                 member,
             );
         }
-        let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        // torch's legacy loader and pandas use plain tarfile: its members only.
+        let names: Vec<&str> = w.strict().map(|e| e.name.as_str()).collect();
         let legacy_tar = ["sys_info", "pickle", "storages", "tensors"]
             .iter()
             .all(|n| names.contains(n));
-        for e in entries.iter().filter(|e| e.regular) {
-            let path = join(member, &e.name);
-            if e.data_offset + e.size > blob.len() {
-                self.push(
-                    Finding::new(
-                        Rule::MalformedPickle,
-                        e.data_offset,
-                        format!("tar member `{}` is truncated", e.name),
-                    ),
-                    member,
-                );
-                continue;
-            }
-            if legacy_tar && (e.name == "storages" || e.name == "tensors") {
-                // Legacy torch tar: pickled headers interleaved with raw storage bytes.
-                self.push(
-                    Finding::new(
-                        Rule::NotInspectable,
-                        0,
-                        "legacy torch tar storages interleave pickles with raw data; not inspected (torch refuses this format with weights_only)",
-                    ),
-                    Some(&path),
-                );
-                continue;
-            }
-            let sub = SubBlob {
-                inner: blob,
-                start: e.data_offset,
-                len: e.size,
+        let beyond: Vec<&tar::TarEntry> = w.beyond().collect();
+        if !beyond.is_empty() || w.content_after_end.is_some() {
+            let what = if beyond.is_empty() {
+                format!(
+                    "non-zero bytes follow from offset {}",
+                    w.content_after_end.unwrap_or(w.end)
+                )
+            } else {
+                let shown: Vec<String> = beyond
+                    .iter()
+                    .take(5)
+                    .map(|e| format!("`{}`", e.name))
+                    .collect();
+                format!(
+                    "{} more member(s) follow ({}{}) that GNU tar and tarfile.open(ignore_zeros=True) extract",
+                    beyond.len(),
+                    shown.join(", "),
+                    if beyond.len() > 5 { ", ..." } else { "" }
+                )
             };
-            self.scan(&sub, Some(&path), depth + 1);
+            let mut f = Finding::new(
+                Rule::TrailingData,
+                w.end,
+                format!(
+                    "tarfile stops at offset {} ({}){}; {what}",
+                    w.end,
+                    w.end_reason,
+                    if w.raises { ", raising an error" } else { "" }
+                ),
+            );
+            f.reading = Some(tar::IGNORE_ZEROS);
+            self.push(f, member);
+        }
+        for (list, reading) in [
+            (w.strict().collect::<Vec<_>>(), None),
+            (beyond, Some(tar::IGNORE_ZEROS)),
+        ] {
+            let before = self.findings.len();
+            let saved = self.reading;
+            if let Some(r) = reading {
+                self.reading = r;
+            }
+            for e in list.into_iter().filter(|e| e.regular) {
+                let path = join(member, &e.name);
+                if e.data_offset.saturating_add(e.size) > blob.len() {
+                    self.push(
+                        Finding::new(
+                            Rule::MalformedPickle,
+                            e.data_offset,
+                            format!("tar member `{}` is truncated", e.name),
+                        ),
+                        member,
+                    );
+                    continue;
+                }
+                if legacy_tar && !e.beyond_end && (e.name == "storages" || e.name == "tensors") {
+                    // Legacy torch tar: pickled headers interleaved with raw storage bytes.
+                    self.push(
+                        Finding::new(
+                            Rule::NotInspectable,
+                            0,
+                            "legacy torch tar storages interleave pickles with raw data; not inspected (torch refuses this format with weights_only)",
+                        ),
+                        Some(&path),
+                    );
+                    continue;
+                }
+                let sub = SubBlob {
+                    inner: blob,
+                    start: e.data_offset,
+                    len: e.size,
+                };
+                self.scan(&sub, Some(&path), depth + 1);
+            }
+            self.reading = saved;
+            // Members only a reader that reads on reaches: every finding says so.
+            if let Some(r) = reading {
+                for f in &mut self.findings[before..] {
+                    f.reading = Some(r);
+                }
+            }
         }
         if legacy_tar {
             "torch-legacy"
@@ -777,6 +954,14 @@ impl Walker<'_> {
     fn scan_zip(&mut self, blob: &dyn Blob, member: Option<&str>, depth: usize) -> &'static str {
         match zip::read(blob, self.limits.max_members) {
             Ok(arch) => self.scan_archive(blob, arch, member, depth),
+            // The tolerant reading fails, but a real reader may still read the archive.
+            Err(_)
+                if zip::ZipReader::BOTH
+                    .iter()
+                    .any(|&r| zip::read_as(blob, self.limits.max_members, r).is_ok()) =>
+            {
+                self.scan_archive(blob, zip::Archive::default(), member, depth)
+            }
             Err(zip::ZipError::TooManyMembers(n)) => {
                 self.push(
                     Finding::new(
@@ -802,14 +987,20 @@ impl Walker<'_> {
         }
     }
 
-    /// Reads a member's content (stored or deflated) under the decompression budget.
+    /// Reads a member's content (stored or deflated) under the decompression budget:
+    /// the bytes the reading's reader takes (`read_len` of a stored member).
     fn member_bytes<'b>(
         &mut self,
         blob: &'b dyn Blob,
         e: &zip::Entry,
         path: &str,
     ) -> Option<Cow<'b, [u8]>> {
-        let raw = match blob.read_at(e.data_offset, e.compressed_size as usize) {
+        let len = if e.method == 0 {
+            e.read_len
+        } else {
+            e.compressed_size
+        };
+        let raw = match blob.read_at(e.data_offset, len as usize) {
             Ok(r) => r,
             Err(err) => {
                 self.push(
@@ -879,6 +1070,10 @@ impl Walker<'_> {
         }
     }
 
+    /// Scans a zip as each real reader reads it (see [`zip`]): once when PyTorch's miniz
+    /// reader and Python's zipfile see the same directory, else each reading on its own,
+    /// every finding naming its reading. `arch` (the tolerant reading) is scanned only
+    /// when neither real reader accepts the archive.
     fn scan_archive(
         &mut self,
         blob: &dyn Blob,
@@ -886,142 +1081,272 @@ impl Walker<'_> {
         member: Option<&str>,
         depth: usize,
     ) -> &'static str {
-        for a in &arch.anomalies {
-            let rule = match a.kind {
-                zip::AnomalyKind::Tampering | zip::AnomalyKind::Unlisted => Rule::ZipTampering,
-                zip::AnomalyKind::Duplicate => Rule::ZipDuplicateMember,
-                zip::AnomalyKind::Overlap => Rule::ZipOverlappingMembers,
-            };
-            let path = a.member.as_deref().map(|m| join(member, m));
-            let f = Finding::new(rule, a.offset, a.message.clone());
-            // Structure findings are about the archive itself: offsets are in the archive.
-            self.push(f, path.as_deref().or(member));
-        }
-        let files: Vec<&zip::Entry> = arch.entries.iter().filter(|e| !e.is_dir()).collect();
-        // Classify by central and local names: readers disagree on which one counts.
-        let named = |e: &zip::Entry, f: &dyn Fn(&str) -> bool| {
-            f(&e.name) || e.local_name.as_deref().is_some_and(f)
-        };
-        let is_torchscript = files.iter().any(|e| {
-            named(e, &|n: &str| {
-                n.ends_with("/constants.pkl")
-                    || n == "constants.pkl"
-                    || n.contains("/code/")
-                    || n.starts_with("code/")
-            })
-        });
-        let data_pkls: Vec<&zip::Entry> = files
-            .iter()
-            .copied()
-            .filter(|e| named(e, &|n: &str| n.ends_with("/data.pkl") || n == "data.pkl"))
-            .collect();
-        let npz = !files.is_empty() && files.iter().all(|e| e.name.ends_with(".npy"));
-        if is_torchscript {
-            self.push(
-                Finding::new(
-                    Rule::TorchScript,
-                    0,
-                    "TorchScript archive: `torch.jit.load` runs its code/ and resolves its pickles against that code",
-                ),
-                member,
-            );
-            let ctx = Context {
-                torchscript: true,
-                ..Context::default()
-            };
-            for e in &files {
-                let path = join(member, &e.name);
-                if e.name.ends_with(".pkl") || e.name.ends_with(".debug_pkl") {
-                    if let Some(c) = self.member_bytes(blob, e, &path) {
-                        self.check_crc(e, &c, &path);
-                        self.scan_pickle_bytes(&c, Some(&path), ctx);
+        let [miniz, zipfile] = zip::readings(blob, self.limits.max_members);
+        let starts_as_zip = blob
+            .read_at(0, 4)
+            .is_ok_and(|h| h.as_ref() == b"PK\x03\x04");
+        let mut plan: Vec<(zip::Archive, Option<&'static str>)> = Vec::new();
+        let mut refusals: Vec<(zip::ZipReader, zip::ZipError)> = Vec::new();
+        match (miniz, zipfile) {
+            (Ok(mut m), Ok(z)) if m.same_directory(&z) => {
+                for a in z.anomalies {
+                    if !m.anomalies.contains(&a) {
+                        m.anomalies.push(a);
                     }
-                } else if !e.name.contains("/code/")
-                    && !e.name.starts_with("code/")
-                    && !is_torch_metadata(&e.name)
-                    && !is_storage_name(&e.name)
-                {
-                    self.scan_member(blob, e, &path, depth, true);
+                }
+                plan.push((m, None));
+            }
+            (Ok(m), Ok(z)) => {
+                let note = if starts_as_zip {
+                    ""
+                } else {
+                    " (the file does not start with PK\\x03\\x04, so torch.load and numpy.load read it as something else; torch.jit.load and PyTorchStreamReader take the miniz reading)"
+                };
+                self.push(
+                    Finding::new(
+                        Rule::ZipTampering,
+                        m.cd_offset.min(z.cd_offset),
+                        format!(
+                            "the zip readers disagree: {} reads {}; {} reads {}{note}. No standard writer produces this; both readings are scanned",
+                            zip::ZipReader::Miniz.who(),
+                            m.describe(),
+                            zip::ZipReader::Zipfile.who(),
+                            z.describe()
+                        ),
+                    ),
+                    member,
+                );
+                plan.push((m, Some(zip::ZipReader::Miniz.name())));
+                plan.push((z, Some(zip::ZipReader::Zipfile.name())));
+            }
+            (Ok(m), Err(e)) => {
+                refusals.push((zip::ZipReader::Zipfile, e));
+                plan.push((m, Some(zip::ZipReader::Miniz.name())));
+            }
+            (Err(e), Ok(z)) => {
+                refusals.push((zip::ZipReader::Miniz, e));
+                plan.push((z, Some(zip::ZipReader::Zipfile.name())));
+            }
+            (Err(e1), Err(e2)) => {
+                refusals.push((zip::ZipReader::Miniz, e1));
+                refusals.push((zip::ZipReader::Zipfile, e2));
+                if !arch.entries.is_empty() {
+                    plan.push((arch, Some(zip::TOLERANT)));
                 }
             }
-            return "torchscript";
         }
-        if !data_pkls.is_empty() {
-            let mut referenced: std::collections::HashSet<String> =
-                std::collections::HashSet::new();
-            for dp in &data_pkls {
-                let path = join(member, &dp.name);
-                let real = if dp.name.ends_with("data.pkl") {
-                    dp.name.as_str()
-                } else {
-                    dp.local_name.as_deref().unwrap_or("")
+        let readers_left = plan.len();
+        for (r, e) in refusals {
+            let f = match e {
+                zip::ZipError::TooManyMembers(n) => Finding::new(
+                    Rule::BudgetExceeded,
+                    0,
+                    format!("zip with more than {n} members as {} reads it; that reading was not inspected", r.who()),
+                ),
+                e => Finding::new(
+                    Rule::ZipTampering,
+                    0,
+                    format!(
+                        "{} refuses this archive ({e}){}: a scanner built on one reader is blind to what the other loads",
+                        r.who(),
+                        if readers_left > 0 {
+                            "; the readable reading is scanned"
+                        } else {
+                            "; neither real reader reads it, it is scanned as a lenient reader would"
+                        }
+                    ),
+                ),
+            };
+            self.push(f, member);
+        }
+        let mut format = "zip";
+        for (arch, tag) in plan {
+            let before = self.findings.len();
+            let saved = self.reading;
+            if let Some(t) = tag {
+                self.reading = t;
+            }
+            // Stored bytes already analysed in this reading (shared or overlapping members).
+            let mut cache = zip::RangeCache::default();
+            for a in &arch.anomalies {
+                let rule = match a.kind {
+                    zip::AnomalyKind::Tampering | zip::AnomalyKind::Unlisted => Rule::ZipTampering,
+                    zip::AnomalyKind::Duplicate => Rule::ZipDuplicateMember,
+                    zip::AnomalyKind::Overlap => Rule::ZipOverlappingMembers,
                 };
-                let root = real.strip_suffix("data.pkl").unwrap_or("");
-                referenced.insert(dp.name.clone());
-                let Some(c) = self.member_bytes(blob, dp, &path) else {
-                    continue;
+                let path = a.member.as_deref().map(|m| join(member, m));
+                let f = Finding::new(rule, a.offset, a.message.clone());
+                // Structure findings are about the archive itself: offsets are in the archive.
+                self.push(f, path.as_deref().or(member));
+            }
+            let files: Vec<&zip::Entry> = arch.entries.iter().filter(|e| !e.is_dir()).collect();
+            // torch semantics for the torch reader's reading (and the tolerant one); Python's
+            // zipfile users (numpy, pandas, anything else) read every member.
+            let torch_reading = arch.reader != Some(zip::ZipReader::Zipfile);
+            // Classify by central and local names: readers disagree on which one counts.
+            let named = |e: &zip::Entry, f: &dyn Fn(&str) -> bool| {
+                f(&e.name) || e.local_name.as_deref().is_some_and(f)
+            };
+            let is_torchscript = torch_reading
+                && files.iter().any(|e| {
+                    named(e, &|n: &str| {
+                        n.ends_with("/constants.pkl")
+                            || n == "constants.pkl"
+                            || n.contains("/code/")
+                            || n.starts_with("code/")
+                    })
+                });
+            // What torch.load reads: `<root>/data.pkl`, root = the first entry's folder,
+            // looked up as miniz looks names up.
+            let root = arch.torch_root();
+            let located = if torch_reading {
+                root.as_deref()
+                    .and_then(|r| arch.locate(&format!("{r}/data.pkl")))
+                    .filter(|e| !e.is_dir())
+            } else {
+                None
+            };
+            let data_pkls: Vec<&zip::Entry> = if torch_reading {
+                files
+                    .iter()
+                    .copied()
+                    .filter(|e| named(e, &|n: &str| n.ends_with("/data.pkl") || n == "data.pkl"))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let npz = !files.is_empty() && files.iter().all(|e| e.name.ends_with(".npy"));
+            let id = |e: &zip::Entry| e as *const zip::Entry as usize;
+            let this = if is_torchscript {
+                self.push(
+                    Finding::new(
+                        Rule::TorchScript,
+                        0,
+                        "TorchScript archive: `torch.jit.load` runs its code/ and resolves its pickles against that code",
+                    ),
+                    member,
+                );
+                let ctx = Context {
+                    torchscript: true,
+                    ..Context::default()
                 };
-                self.check_crc(dp, &c, &path);
-                let g = vm::analyze(&c, 0, self.budgets);
-                self.report_graph(&g, &c, Some(&path), &Context::default());
-                for r in torch::storage_refs(&g, &c) {
-                    let name = format!("{root}data/{}", r.key);
-                    referenced.insert(name.clone());
-                    match files.iter().find(|e| e.name == name) {
-                        None => self.push(
-                            Finding::new(
-                                Rule::StorageReference,
-                                r.offset,
-                                format!("persistent id names storage `{}`, but the archive has no member `{name}`", r.key),
-                            ),
-                            Some(&path),
-                        ),
-                        Some(e) => {
-                            let need = r.numel.zip(torch::element_size(&r.class)).and_then(|(n, s)| (n as u64).checked_mul(s));
-                            if let Some(need) = need {
-                                if e.size < need {
-                                    self.push(
-                                        Finding::new(
-                                            Rule::StorageReference,
-                                            r.offset,
-                                            format!(
-                                                "storage `{}` ({} × {} elements) needs {need} bytes but `{name}` holds {}",
-                                                r.key,
-                                                r.class,
-                                                r.numel.unwrap_or(0),
-                                                e.size
-                                            ),
-                                        ),
-                                        Some(&path),
-                                    );
+                for e in &files {
+                    let path = join(member, &e.name);
+                    if e.name.ends_with(".pkl") || e.name.ends_with(".debug_pkl") {
+                        let key = (e.data_offset, e.read_len, e.method, true);
+                        if let Some(fs) = cache.replay(key, &path) {
+                            self.findings.extend(fs);
+                            continue;
+                        }
+                        let start = self.findings.len();
+                        if let Some(c) = self.member_bytes(blob, e, &path) {
+                            self.check_crc(e, &c, &path);
+                            self.scan_pickle_bytes(&c, Some(&path), ctx);
+                        }
+                        cache.insert(key, &path, &self.findings[start..]);
+                    } else if !e.name.contains("/code/")
+                        && !e.name.starts_with("code/")
+                        && !is_torch_metadata(&e.name)
+                        && !is_storage_name(&e.name)
+                    {
+                        self.scan_member(blob, e, &path, depth, true, &mut cache);
+                    }
+                }
+                "torchscript"
+            } else if located.is_some() || !data_pkls.is_empty() {
+                let mut referenced: std::collections::HashSet<usize> =
+                    std::collections::HashSet::new();
+                if let Some(dp) = located {
+                    let path = join(member, &dp.name);
+                    let root = root.as_deref().unwrap_or("");
+                    referenced.insert(id(dp));
+                    if let Some(c) = self.member_bytes(blob, dp, &path) {
+                        self.check_crc(dp, &c, &path);
+                        let g = vm::analyze(&c, 0, self.budgets);
+                        let outer = std::mem::replace(&mut self.reading, TORCH);
+                        self.report_graph(&g, &c, Some(&path), &Context::default());
+                        self.reading = outer;
+                        for r in torch::storage_refs(&g, &c) {
+                            let name = format!("{root}/data/{}", r.key);
+                            match arch.locate(&name) {
+                                None => self.push(
+                                    Finding::new(
+                                        Rule::StorageReference,
+                                        r.offset,
+                                        format!("persistent id names storage `{}`, but the archive has no member `{name}`", r.key),
+                                    ),
+                                    Some(&path),
+                                ),
+                                Some(e) => {
+                                    referenced.insert(id(e));
+                                    let need = r.numel.zip(torch::element_size(&r.class)).and_then(|(n, s)| (n as u64).checked_mul(s));
+                                    if let Some(need) = need {
+                                        if e.size < need {
+                                            self.push(
+                                                Finding::new(
+                                                    Rule::StorageReference,
+                                                    r.offset,
+                                                    format!(
+                                                        "storage `{}` ({} × {} elements) needs {need} bytes but `{name}` holds {}",
+                                                        r.key,
+                                                        r.class,
+                                                        r.numel.unwrap_or(0),
+                                                        e.size
+                                                    ),
+                                                ),
+                                                Some(&path),
+                                            );
+                                        }
+                                    }
                                 }
                             }
                         }
                     }
                 }
-            }
-            for e in &files {
-                if referenced.contains(&e.name) || is_torch_metadata(&e.name) {
-                    continue;
+                // Every other member (other `data.pkl`s included) is read as a blob of its
+                // own: a pickle among them is one torch.load does not read by itself.
+                for e in &files {
+                    if referenced.contains(&id(e)) || is_torch_metadata(&e.name) {
+                        continue;
+                    }
+                    let path = join(member, &e.name);
+                    self.scan_member(blob, e, &path, depth, true, &mut cache);
                 }
-                let path = join(member, &e.name);
-                self.scan_member(blob, e, &path, depth, true);
+                "torch-zip"
+            } else {
+                for e in &files {
+                    let path = join(member, &e.name);
+                    self.scan_member(blob, e, &path, depth, false, &mut cache);
+                }
+                if npz {
+                    "npz"
+                } else {
+                    "zip"
+                }
+            };
+            self.reading = saved;
+            if let Some(t) = tag {
+                for f in &mut self.findings[before..] {
+                    f.reading = Some(t);
+                }
             }
-            return "torch-zip";
+            let rank = |f: &str| match f {
+                "torchscript" => 3,
+                "torch-zip" => 2,
+                "npz" => 1,
+                _ => 0,
+            };
+            if rank(this) > rank(format) {
+                format = this;
+            }
         }
-        for e in &files {
-            let path = join(member, &e.name);
-            self.scan_member(blob, e, &path, depth, false);
-        }
-        if npz {
-            "npz"
-        } else {
-            "zip"
-        }
+        format
     }
 
     /// Scans one zip member as a blob of its own; in torch archives a pickle among the
-    /// members the loader does not read by itself is reported as hidden.
+    /// members the loader does not read by itself is reported as hidden. Bytes analysed
+    /// before in this reading (duplicate or overlapping entries) are not analysed again:
+    /// their findings are repeated for this member.
     fn scan_member(
         &mut self,
         blob: &dyn Blob,
@@ -1029,17 +1354,25 @@ impl Walker<'_> {
         path: &str,
         depth: usize,
         torch: bool,
+        cache: &mut zip::RangeCache,
     ) {
+        let key = (e.data_offset, e.read_len, e.method, torch);
+        if let Some(fs) = cache.replay(key, path) {
+            self.findings.extend(fs);
+            return;
+        }
+        let before = self.findings.len();
         if e.method == 0 {
             let sub = SubBlob {
                 inner: blob,
                 start: e.data_offset,
-                len: e.compressed_size,
+                len: e.read_len,
             };
             self.scan_member_blob(&sub, e, path, depth, torch);
         } else if let Some(c) = self.member_bytes(blob, e, path) {
             self.scan_member_blob(&MemBlob(&c), e, path, depth, torch);
         }
+        cache.insert(key, path, &self.findings[before..]);
     }
 
     fn scan_member_blob(
@@ -1061,6 +1394,7 @@ impl Walker<'_> {
                     before,
                     Finding {
                         member: Some(path.to_string()),
+                        reading: Some(self.reading),
                         ..Finding::new(
                             Rule::HiddenPickle,
                             0,

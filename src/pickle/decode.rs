@@ -80,6 +80,11 @@ pub struct Decoder<'a> {
     pos: usize,
     frame_end: Option<usize>,
     pub frame_violations: Vec<FrameViolation>,
+    /// pickle.py's `readline()` at the end of the data returns what is left without a
+    /// newline, and each opcode then drops its last character (`readline()[:-1]`; INT
+    /// keeps it: `int(line, 0)`). `_pickle.c` and pickletools refuse such a line. The VM
+    /// sets this (it takes the union of both loaders); disassembly does not.
+    pub python_eof_lines: bool,
 }
 
 impl<'a> Decoder<'a> {
@@ -90,6 +95,15 @@ impl<'a> Decoder<'a> {
             pos: 0,
             frame_end: None,
             frame_violations: Vec::new(),
+            python_eof_lines: false,
+        }
+    }
+
+    /// A decoder that reads unterminated final lines as pickle.py does.
+    pub fn python(data: &'a [u8], base: u64) -> Self {
+        Decoder {
+            python_eof_lines: true,
+            ..Decoder::new(data, base)
         }
     }
 
@@ -148,6 +162,14 @@ impl<'a> Decoder<'a> {
             Some(i) => {
                 self.pos += i + 1;
                 Ok(&rest[..i])
+            }
+            None if self.python_eof_lines => {
+                self.pos = self.data.len();
+                Ok(if name == "INT" {
+                    rest
+                } else {
+                    &rest[..rest.len().saturating_sub(1)]
+                })
             }
             None => Err(DecodeError::NoNewline(name)),
         }
@@ -269,8 +291,9 @@ impl<'a> Decoder<'a> {
         if code == Opcode::Frame {
             if let Arg::U64(len) = *arg {
                 let avail = (self.data.len() - end) as u64;
-                if len > avail {
-                    // The C unpickler reads the whole frame up front and fails here.
+                if len > avail && !self.python_eof_lines {
+                    // The C unpickler reads the whole frame up front and fails here;
+                    // pickle.py reads what there is and runs its opcodes first.
                     return Err(DecodeError::Truncated {
                         name: "FRAME",
                         needed: len,
@@ -280,7 +303,7 @@ impl<'a> Decoder<'a> {
                 self.frame_end = if len == 0 {
                     None
                 } else {
-                    Some(end + len as usize)
+                    Some(end + len.min(avail) as usize)
                 };
             }
         }
@@ -340,6 +363,21 @@ mod tests {
     fn missing_newline_is_an_error() {
         let mut d = Decoder::new(b"cos\nsystem", 0);
         assert_eq!(d.next_op().err(), Some(DecodeError::NoNewline("GLOBAL")));
+    }
+
+    #[test]
+    fn pickle_py_reads_an_unterminated_last_line_without_its_last_char() {
+        // pickle.py: `readline()[:-1]` of b"systemX" is b"system"; a first line at EOF
+        // leaves an empty second line (the import of `os` still happens).
+        let mut d = Decoder::python(b"cos\nsystemX", 0);
+        let op = d.next_op().ok().flatten().map(|o| o.arg);
+        assert_eq!(op, Some(Arg::Pair(b"os", b"system")));
+        let mut d = Decoder::python(b"cosX", 0);
+        let op = d.next_op().ok().flatten().map(|o| o.arg);
+        assert_eq!(op, Some(Arg::Pair(b"os", b"")));
+        let mut d = Decoder::python(b"I12", 0);
+        let op = d.next_op().ok().flatten().map(|o| o.arg);
+        assert_eq!(op, Some(Arg::Line(b"12")));
     }
 
     #[test]

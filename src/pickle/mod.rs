@@ -3,6 +3,7 @@
 pub mod compat;
 pub mod decode;
 pub mod graph;
+pub mod lit;
 pub mod op;
 pub mod pyrepr;
 pub mod pytext;

@@ -32,6 +32,15 @@ fn trim(s: &[u8]) -> &[u8] {
     &s[start..end.max(start)]
 }
 
+/// The C string `_pickle.c` hands to strtol/PyLong_FromString/PyOS_string_to_double:
+/// everything before the first NUL byte.
+pub fn c_string(s: &[u8]) -> &[u8] {
+    match s.iter().position(|&b| b == 0) {
+        Some(i) => &s[..i],
+        None => s,
+    }
+}
+
 /// `int(s, base)` for base 10 or base 0 (prefixes; no leading zeros on non-zero decimals).
 pub fn parse_int(s: &[u8], base0: bool) -> Option<PyInt> {
     let s = trim(s);

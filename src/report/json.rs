@@ -22,6 +22,8 @@ struct JsonFinding<'a> {
     message: &'a str,
     related: &'a [Related],
     policy: Option<&'a str>,
+    /// Which loader's reading of the bytes produced the finding.
+    reading: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -38,6 +40,8 @@ struct JsonFile<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     source: Option<&'a crate::scan::Source>,
     findings: Vec<JsonFinding<'a>>,
+    /// Every reading a loader performs, with the globals it imports.
+    readings: &'a [crate::container::Reading],
 }
 
 #[derive(Serialize)]
@@ -59,6 +63,7 @@ fn finding(f: &Finding) -> JsonFinding<'_> {
         message: &f.message,
         related: &f.related,
         policy: f.policy.as_deref(),
+        reading: f.reading,
     }
 }
 
@@ -77,6 +82,7 @@ pub fn render(reports: &[FileReport]) -> String {
                 exception: r.exception.as_deref(),
                 source: r.source.as_ref(),
                 findings: r.findings.iter().map(finding).collect(),
+                readings: &r.readings,
             })
             .collect(),
         summary: Summary::of(reports),
