@@ -391,7 +391,11 @@ fn large_payloads_are_not_read_and_what_follows_them_is_still_judged() {
         std::fs::write(&p, &inert).unwrap_or_else(|e| panic!("{e}"));
         p
     });
-    assert_eq!((code, v["files"][0]["format"].as_str()), (0, Some("unknown")), "{v}");
+    assert_eq!(
+        (code, v["files"][0]["format"].as_str()),
+        (0, Some("unknown")),
+        "{v}"
+    );
 }
 
 #[test]

@@ -19,7 +19,12 @@ const ACCEPTED_UNSURE: &[&str] = &[
     "non-dtype fields entry",
 ];
 
-fn parse_int(s: &str) -> Lit {
+/// A malformed fixture.
+fn bad(what: &str) -> DtypeError {
+    DtypeError::Rejected(format!("bad fixture: {what}"))
+}
+
+fn parse_int(s: &str) -> Result<Lit, DtypeError> {
     let (neg, body) = match s.strip_prefix('-') {
         Some(b) => (true, b),
         None => (false, s),
@@ -30,7 +35,7 @@ fn parse_int(s: &str) -> Lit {
     };
     let mut mag: Vec<u64> = Vec::new();
     for c in digits.chars() {
-        let mut carry = c.to_digit(radix).expect("digit") as u128;
+        let mut carry = c.to_digit(radix).ok_or_else(|| bad("int digit"))? as u128;
         for limb in mag.iter_mut() {
             let v = (*limb as u128) * radix as u128 + carry;
             *limb = v as u64;
@@ -49,60 +54,65 @@ fn parse_int(s: &str) -> Lit {
         2 => Some(mag[0] as u128 | (mag[1] as u128) << 64),
         _ => None,
     };
-    match small {
+    Ok(match small {
         Some(v) if v <= i128::MAX as u128 => Lit::Int(if neg { -(v as i128) } else { v as i128 }),
         Some(v) if neg && v == i128::MAX as u128 + 1 => Lit::Int(i128::MIN),
         _ => Lit::BigInt {
             negative: neg,
             magnitude: mag,
         },
-    }
+    })
 }
 
-fn float(v: &Value) -> f64 {
-    v.as_str().expect("float text").parse().expect("float")
+fn float(v: &Value) -> Result<f64, DtypeError> {
+    s(v)?.parse().map_err(|_| bad("float"))
 }
 
-fn s(v: &Value) -> &str {
-    v.as_str().expect("str")
+fn s(v: &Value) -> Result<&str, DtypeError> {
+    v.as_str().ok_or_else(|| bad("expected a string"))
 }
 
-fn arr(v: &Value) -> &Vec<Value> {
-    v.as_array().expect("array")
+fn arr(v: &Value) -> Result<&Vec<Value>, DtypeError> {
+    v.as_array().ok_or_else(|| bad("expected an array"))
+}
+
+fn unhex(h: &str) -> Result<Vec<u8>, DtypeError> {
+    (0..h.len() / 2)
+        .map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).map_err(|_| bad("hex")))
+        .collect()
 }
 
 /// The tagged encoding to a Lit; `dtype` values are rebuilt with our own code.
 fn decode(v: &Value) -> Result<Lit, DtypeError> {
-    let a = arr(v);
-    let tag = s(&a[0]);
-    Ok(match tag {
+    let a = arr(v)?;
+    let item = |i: usize| a.get(i).ok_or_else(|| bad("short tagged value"));
+    Ok(match s(item(0)?)? {
         "none" => Lit::None,
         "ellipsis" => Lit::Ellipsis,
-        "bool" => Lit::Bool(a[1].as_bool().expect("bool")),
-        "int" => parse_int(s(&a[1])),
-        "float" => Lit::Float(float(&a[1])),
-        "complex" => Lit::Complex(float(&a[1]), float(&a[2])),
-        "str" => Lit::Str(s(&a[1]).to_string()),
-        "bytes" => {
-            let h = s(&a[1]);
-            Lit::Bytes(
-                (0..h.len() / 2)
-                    .map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).expect("hex"))
-                    .collect(),
-            )
-        }
-        "tuple" => Lit::Tuple(decode_all(&a[1])?),
-        "list" => Lit::List(decode_all(&a[1])?),
-        "set" => Lit::Set(decode_all(&a[1])?),
+        "bool" => Lit::Bool(item(1)?.as_bool().ok_or_else(|| bad("bool"))?),
+        "int" => parse_int(s(item(1)?)?)?,
+        "float" => Lit::Float(float(item(1)?)?),
+        "complex" => Lit::Complex(float(item(1)?)?, float(item(2)?)?),
+        "str" => Lit::Str(s(item(1)?)?.to_string()),
+        "bytes" => Lit::Bytes(unhex(s(item(1)?)?)?),
+        "tuple" => Lit::Tuple(decode_all(item(1)?)?),
+        "list" => Lit::List(decode_all(item(1)?)?),
+        "set" => Lit::Set(decode_all(item(1)?)?),
         "dict" => Lit::Dict(
-            arr(&a[1])
+            arr(item(1)?)?
                 .iter()
-                .map(|kv| Ok((decode(&arr(kv)[0])?, decode(&arr(kv)[1])?)))
+                .map(|kv| {
+                    let kv = arr(kv)?;
+                    match (kv.first(), kv.get(1)) {
+                        (Some(k), Some(v)) => Ok((decode(k)?, decode(v)?)),
+                        _ => Err(bad("dict item")),
+                    }
+                })
                 .collect::<Result<_, DtypeError>>()?,
         ),
-        "global" => Lit::Global(s(&a[1]).to_string(), s(&a[2]).to_string()),
+        "global" => Lit::Global(s(item(1)?)?.to_string(), s(item(2)?)?.to_string()),
         "dtype" => {
-            let spec = &a[1];
+            let spec = item(1)?;
             let args = decode_all(&spec["args"])?;
             let mut d = dtype::call(&args)?;
             if !spec["state"].is_null() {
@@ -110,12 +120,12 @@ fn decode(v: &Value) -> Result<Lit, DtypeError> {
             }
             Lit::Dtype(Box::new(d))
         }
-        other => panic!("unknown tag {other}"),
+        other => return Err(bad(other)),
     })
 }
 
 fn decode_all(v: &Value) -> Result<Vec<Lit>, DtypeError> {
-    arr(v).iter().map(decode).collect()
+    arr(v)?.iter().map(decode).collect()
 }
 
 /// Exact structural equality (no 1 == True), sets unordered.
@@ -133,8 +143,7 @@ fn same(a: &Lit, b: &Lit) -> bool {
         }
         (Lit::Dict(x), Lit::Dict(y)) => {
             x.len() == y.len()
-                && x
-                    .iter()
+                && x.iter()
                     .zip(y)
                     .all(|((k1, v1), (k2, v2))| same(k1, k2) && same(v1, v2))
         }
@@ -171,9 +180,7 @@ fn check_dtype(t: &mut Tally, what: String, numpy: &Value, ours: Result<Dtype, D
                 t.failures.push(format!("{what}: numpy {want}, ours {got}"));
             }
         }
-        (Some(_), Err(DtypeError::Unsure(m)))
-            if ACCEPTED_UNSURE.iter().any(|a| m.contains(a)) =>
-        {
+        (Some(_), Err(DtypeError::Unsure(m))) if ACCEPTED_UNSURE.iter().any(|a| m.contains(a)) => {
             t.unsure_accepted += 1;
         }
         (Some(want), Err(e)) => t.failures.push(format!("{what}: numpy {want}, ours {e}")),
@@ -190,11 +197,20 @@ fn check_literal(t: &mut Tally, text: &str, numpy: &Value) {
     match (numpy.get("ok"), ours) {
         (Some(want), Ok(got)) if want.get("repr").is_some() => {
             if want["repr"].as_str() != Some(got.repr().as_str()) {
-                t.failures.push(format!("literal {text:?}: python {want}, ours {}", got.repr()));
+                t.failures.push(format!(
+                    "literal {text:?}: python {want}, ours {}",
+                    got.repr()
+                ));
             }
         }
         (Some(want), Ok(got)) => {
-            let want = decode(&want["value"]).expect("literal decodes");
+            let want = match decode(&want["value"]) {
+                Ok(w) => w,
+                Err(e) => {
+                    t.failures.push(format!("literal {text:?}: {e}"));
+                    return;
+                }
+            };
             if !same(&want, &got) {
                 t.failures.push(format!(
                     "literal {text:?}: python {}, ours {}",
@@ -215,13 +231,10 @@ fn check_literal(t: &mut Tally, text: &str, numpy: &Value) {
     }
 }
 
-fn check_npy(t: &mut Tally, hex: &str, numpy: &Value) {
+fn check_npy(t: &mut Tally, bytes: &[u8], numpy: &Value) {
     t.checked += 1;
-    let bytes: Vec<u8> = (0..hex.len() / 2)
-        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
-        .collect();
-    let what = format!("npy {:?}", String::from_utf8_lossy(&bytes));
-    match (numpy.get("ok"), npy::parse(&bytes)) {
+    let what = format!("npy {:?}", String::from_utf8_lossy(bytes));
+    match (numpy.get("ok"), npy::parse(bytes)) {
         (Some(want), Ok(h)) => {
             let got = serde_json::json!({
                 "itemsize": h.itemsize,
@@ -230,36 +243,54 @@ fn check_npy(t: &mut Tally, hex: &str, numpy: &Value) {
                 "shape": h.shape,
                 "fortran_order": h.fortran_order,
             });
-            let keys = ["itemsize", "hasobject", "data_offset", "shape", "fortran_order"];
+            let keys = [
+                "itemsize",
+                "hasobject",
+                "data_offset",
+                "shape",
+                "fortran_order",
+            ];
             if keys.iter().any(|k| got[k] != want[k]) {
                 t.failures.push(format!("{what}: numpy {want}, ours {got}"));
             }
         }
         (Some(want), Err(e)) => t.failures.push(format!("{what}: numpy {want}, ours {e}")),
-        (None, Ok(h)) => t.failures.push(format!("{what}: numpy {numpy}, ours {h:?}")),
+        (None, Ok(h)) => t
+            .failures
+            .push(format!("{what}: numpy {numpy}, ours {h:?}")),
         (None, Err(_)) => {}
     }
 }
 
 #[test]
-fn matches_numpy() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/numpy_dtypes.json");
-    let text = std::fs::read_to_string(path).expect("fixture");
-    let table: Value = serde_json::from_str(&text).expect("json");
+fn matches_numpy() -> Result<(), String> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/numpy_dtypes.json"
+    );
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    let table: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
     let mut t = Tally::default();
-    for case in arr(&table["cases"]) {
+    let fixture = |e: DtypeError| e.to_string();
+    for case in arr(&table["cases"]).map_err(fixture)? {
         let numpy = &case["numpy"];
-        match s(&case["kind"]) {
+        let text = |k: &str| s(&case[k]).map_err(fixture);
+        match text("kind")? {
             "str" => {
-                let spec = s(&case["spec"]);
-                check_dtype(&mut t, format!("dtype({spec:?})"), numpy, dtype::from_str(spec));
+                let spec = text("spec")?;
+                check_dtype(
+                    &mut t,
+                    format!("dtype({spec:?})"),
+                    numpy,
+                    dtype::from_str(spec),
+                );
             }
             "descr" => {
-                let text = s(&case["text"]);
-                let ours = literal::literal_eval(text)
+                let src = text("text")?;
+                let ours = literal::literal_eval(src)
                     .map_err(|e| DtypeError::Rejected(e.to_string()))
                     .and_then(|d| dtype::from_descr(&d));
-                check_dtype(&mut t, format!("descr_to_dtype({text})"), numpy, ours);
+                check_dtype(&mut t, format!("descr_to_dtype({src})"), numpy, ours);
             }
             "call" => {
                 let ours = decode_all(&case["args"]).and_then(|a| dtype::call(&a));
@@ -274,9 +305,9 @@ fn matches_numpy() {
                 let what = format!("dtype(*{}).__setstate__({})", case["args"], case["state"]);
                 check_dtype(&mut t, what, numpy, ours);
             }
-            "literal" => check_literal(&mut t, s(&case["text"]), numpy),
-            "npy" => check_npy(&mut t, s(&case["bytes"]), numpy),
-            other => panic!("unknown case kind {other}"),
+            "literal" => check_literal(&mut t, text("text")?, numpy),
+            "npy" => check_npy(&mut t, &unhex(text("bytes")?).map_err(fixture)?, numpy),
+            other => return Err(format!("unknown case kind {other}")),
         }
     }
     eprintln!(
@@ -290,6 +321,11 @@ fn matches_numpy() {
     for f in t.failures.iter().take(60) {
         eprintln!("  {f}");
     }
-    assert!(t.failures.is_empty(), "{} mismatches", t.failures.len());
-    assert!(t.checked > 3000);
+    if !t.failures.is_empty() {
+        return Err(format!("{} mismatches with numpy", t.failures.len()));
+    }
+    if t.checked < 3000 {
+        return Err(format!("only {} cases", t.checked));
+    }
+    Ok(())
 }

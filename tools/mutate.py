@@ -647,7 +647,7 @@ def fam_zip(K):
         "zip64-locator-to-mal", "zip64-before-locator-mal", "zip64-no-ffff", "cd-count-short-mal-last",
         "cd-count-short-mal-first", "cd-split", "local-extra-hides", "local-name-longer", "method-mismatch",
         "descriptor", "bzip2-method", "lzma-method", "cd-zip64-extra-offset", "eocd-comment-len-lies", "case-name",
-        "local-sizes-lie"])
+        "local-sizes-lie", "eocd-first"])
     if kind == "torch":
         base = K.torch_members()
         arch = arch_of(base)
@@ -785,6 +785,16 @@ def fam_zip(K):
         e = z.member(hot, mdata, method=8, local_method=0)
         single(z, e, ents)
         desc = "central directory says deflate, local header says stored"
+    elif variant == "eocd-first":
+        # numpy.load takes a file starting with `PK\x05\x06` (an empty zip's end record) for an
+        # npz; zipfile then finds the real end record at the end
+        z = Zip(zeocd(0, 0, 0))
+        eb = put(z, bad)
+        adjust = K.pick("adjust", [True, False])
+        shift = 0 if adjust else -22
+        o, sz = z.central(eb, shift)
+        z.raw(zeocd(len(eb), sz, o + shift))
+        desc = "an empty zip's end record first, then the malicious archive (offsets %s)" % ("adjusted" if adjust else "relative")
     elif variant == "local-sizes-lie":
         ents = put(z, rest)
         e = z.member(hot, mdata, local_sizes=(K.pick("lsize", [0, 2, 7]),) * 2)
@@ -1223,19 +1233,58 @@ def fam_compress(K):
     return Case("compress", variant + "-" + kind, "model" + ext, data, [gname(target)], desc, extra)
 
 
+# ---- torch legacy (non-tar) files: magic, protocol, sys_info, main pickle, storage keys ----
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+LEGACY_PROTOCOL = 1001
+
+
+@family("torch-legacy")
+def fam_torch_legacy(K):
+    """torch.load of a non-zip, non-tar file unpickles five pickles in a row (magic number,
+    protocol version, sys_info, the object, the storage keys) and then reads raw storages."""
+    target, proto, frame, wrap = K.canary()
+    mal = canary_pickle(target, proto, frame, wrap)
+    magic_form = K.pick("magic", ["LONG1", "text-L", "text-I", "LONG4", "proto0-LONG1"])
+    proto_form = K.pick("protoform", ["BININT2", "text-I", "BININT"])
+    where = K.pick("where", ["sys_info", "main", "keys", "protocol-pickle-tail"])
+    mb = LEGACY_MAGIC.to_bytes(10, "little")
+    magic = {"LONG1": b"\x80\x02\x8a\x0a" + mb + b".",
+             "text-L": b"L%dL\n." % LEGACY_MAGIC,
+             "text-I": b"I%d\n." % LEGACY_MAGIC,
+             "LONG4": b"\x80\x02\x8b\x0a\x00\x00\x00" + mb + b".",
+             "proto0-LONG1": b"\x8a\x0a" + mb + b"."}[magic_form]
+    protocol = {"BININT2": b"\x80\x02M\xe9\x03.", "text-I": b"I1001\n.", "BININT": b"\x80\x02J\xe9\x03\x00\x00."}[proto_form]
+    sys_info = b"\x80\x02}q\x00(X\x10\x00\x00\x00protocol_versionq\x01M\xe9\x03X\r\x00\x00\x00little_endianq\x02\x88u."
+    main = b"\x80\x02}q\x00."
+    keys = b"\x80\x02]q\x00."
+    if where == "sys_info":
+        sys_info = mal
+    elif where == "main":
+        main = mal
+    elif where == "keys":
+        keys = mal
+    else:   # the protocol pickle's value is a tuple that calls the canary first
+        protocol = mal[:-1] + b"0" + protocol[2:] if mal.startswith(b"\x80") else mal[:-1] + b"0" + protocol
+    data = magic + protocol + sys_info + main + keys + b"\0" * 16
+    return Case("torch-legacy", "%s:%s/%s" % (where, magic_form, proto_form), "model.pt", data, [gname(target)],
+                "torch legacy file (magic as %s, protocol as %s), the %s pickle calls %s" % (
+                    magic_form, proto_form, where, gname(target)))
+
+
 # ---- nesting: any other family's case as a member of an ordinary container ----------------
 @family("nested")
 def fam_nested(K):
-    inner_fam = K.pick("inner", ["zip", "tar", "npy", "joblib", "compress", "polyglot", "pickle-text"])
+    inner_fam = K.pick("inner", ["zip", "tar", "npy", "joblib", "compress", "polyglot", "pickle-text", "torch-legacy"])
     inner = FAMILIES[inner_fam](K)
-    outer = K.pick("outer", ["zip-stored", "zip-deflate", "tar", "tar.gz", "gzip"])
+    outer = K.pick("outer", ["zip-stored", "zip-deflate", "tar", "tar.gz", "tar.xz", "tar.bz2", "gzip"])
     member = "inner/" + inner.name if outer != "gzip" else inner.name
     if outer.startswith("zip"):
         data = simple_zip([("README.txt", b"see inner/\n", 0), (member, inner.data, 8 if outer.endswith("deflate") else 0)])
         name, step = "bundle.zip", "zip:" + member
     elif outer.startswith("tar"):
         t = tar_member("README.txt", b"see inner/\n") + tar_member(member, inner.data) + tar_end()
-        data, name, step = (gzip_member(t), "bundle.tar.gz", "tar:" + member) if outer == "tar.gz" else (t, "bundle.tar", "tar:" + member)
+        comp = {"tar": None, "tar.gz": "gzip", "tar.xz": "xz", "tar.bz2": "bz2"}[outer]
+        data, name, step = (compress(comp, t) if comp else t), "bundle." + outer, "tar:" + member
     else:
         data, name, step = gzip_member(inner.data), inner.name + ".gz", "gzip"
     extra = [{"loader": l, "unwrap": [step]} for l in _audit.UNIVERSAL]
@@ -1251,7 +1300,7 @@ def fam_nested(K):
 # ========================================================================================
 # Running
 # ========================================================================================
-FAMILY_ORDER = ["zip", "tar", "npy", "joblib", "compress", "polyglot", "pickle-text", "nested"]
+FAMILY_ORDER = ["zip", "tar", "npy", "joblib", "compress", "polyglot", "pickle-text", "torch-legacy", "nested"]
 
 
 def make_case(seed, i, seeds, forced=None, small=False, simple=False):
@@ -1359,7 +1408,8 @@ def save_reproducer(keep, group, data):
     (keep / fname).write_bytes(data)
     manifest.append({"file": fname, "loader": ";".join(group["loaders"]), "global": group["global"],
                      "family": group["family"], "variant": group["variant"], "description": group["description"],
-                     "picklegate_when_found": group["verdict"], "found_by": group["found_by"]})
+                     "picklegate_when_found": group["verdict"], "found_by": group["found_by"],
+                     "knobs": group["knobs"]})
     manifest.sort(key=lambda e: e["file"])
     mpath.write_text(json.dumps(manifest, indent=1) + "\n")
     return fname
@@ -1446,7 +1496,7 @@ def run(seed, cases=None, out=None, binary=None, pool=None, keep=None, hours=Non
                          "planted": mxs[0]["planted"], "description": mc.desc, "verdict": mxs[0]["verdict"],
                          "file": mxs[0]["file"], "size": len(mc.data), "original_size": len(c.data),
                          "case": c.index, "case_file": xs[0]["file"],
-                         "found_by": "tools/mutate.py --seed %d, case %d" % (seed, c.index)}
+                         "found_by": "tools/mutate.py --seed %d, case %d" % (seed, c.index), "knobs": mc.knobs}
                 # every minimised disagreement is kept under OUT/disagreements (batches may go)
                 kd = out / "disagreements"
                 kd.mkdir(exist_ok=True)

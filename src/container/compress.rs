@@ -13,6 +13,10 @@ pub enum Codec {
     Zlib,
     Lz4,
     Zstd,
+    /// joblib's pre-0.10 format (`numpy_pickle_compat.read_zfile`): `ZF`, the length as
+    /// 19 characters of hex text, an optional space, then one zlib stream. joblib.load
+    /// takes this path for any file that starts with `ZF`.
+    JoblibZfile,
 }
 
 impl Codec {
@@ -25,18 +29,46 @@ impl Codec {
             Codec::Zlib => "zlib",
             Codec::Lz4 => "lz4",
             Codec::Zstd => "zstd",
+            Codec::JoblibZfile => "joblib-zfile",
         }
     }
 }
 
+/// Where a joblib ZF file's zlib stream starts: `int(text, 16)` of the 19 characters
+/// after `ZF` must succeed (whitespace, a `0x` prefix and single underscores allowed).
+fn zfile_data(head: &[u8]) -> Option<usize> {
+    let text = std::str::from_utf8(head.get(2..21)?).ok()?;
+    let t = text.trim_matches(|c: char| c.is_whitespace());
+    let t = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
+    let t = t.strip_prefix('_').unwrap_or(t);
+    let valid = !t.is_empty()
+        && !t.starts_with('_')
+        && !t.ends_with('_')
+        && !t.contains("__")
+        && t.chars().all(|c| c.is_ascii_hexdigit() || c == '_');
+    valid.then(|| if head.get(21) == Some(&b' ') { 22 } else { 21 })
+}
+
 /// Recognises a compressed stream by its first bytes.
 pub fn sniff(head: &[u8]) -> Option<Codec> {
+    if head.starts_with(b"ZF") && zfile_data(head).is_some() {
+        return Some(Codec::JoblibZfile);
+    }
     match head {
         [0x1f, 0x8b, ..] => Some(Codec::Gzip),
         [b'B', b'Z', b'h', b'1'..=b'9', ..] => Some(Codec::Bz2),
         [0xfd, b'7', b'z', b'X', b'Z', 0x00, ..] => Some(Codec::Xz),
         [0x04, 0x22, 0x4d, 0x18, ..] => Some(Codec::Lz4),
         [0x28, 0xb5, 0x2f, 0xfd, ..] => Some(Codec::Zstd),
+        // A skippable frame first: zstd readers (pandas) step over it; lz4 frame readers
+        // too, but a file that starts so is taken as zstd, whose frames follow.
+        [m, 0x2a, 0x4d, 0x18, ..] if m & 0xf0 == 0x50 => {
+            let next = skippable(head).unwrap_or(usize::MAX);
+            match head.get(next..next.saturating_add(4)) {
+                Some([0x04, 0x22, 0x4d, 0x18]) => Some(Codec::Lz4),
+                _ => Some(Codec::Zstd),
+            }
+        }
         [0x78, flg, ..] if (0x78u16 * 256 + *flg as u16) % 31 == 0 => Some(Codec::Zlib),
         // lzma-alone: properties byte 0x5d, a power-of-two-ish dictionary size, then an
         // 8-byte size that is either unknown (all ones) or plausible.
@@ -103,6 +135,88 @@ fn read_capped(
     Ok(out)
 }
 
+/// A skippable frame (lz4 and zstd share the magic range 0x184D2A50..=0x184D2A5F).
+fn skippable(rest: &[u8]) -> Option<usize> {
+    match rest {
+        [m, 0x2a, 0x4d, 0x18, a, b, c, d, ..] if m & 0xf0 == 0x50 => {
+            Some(8usize.saturating_add(u32::from_le_bytes([*a, *b, *c, *d]) as usize))
+        }
+        _ => None,
+    }
+}
+
+/// Frame after frame, as Python's lz4.frame and zstandard readers (joblib, pandas) read
+/// them: skippable frames stepped over, empty frames allowed, the content concatenated.
+/// A damaged frame after the first ends the output there (a reader raises at that point,
+/// after handing over what came before).
+fn frames(
+    input: &[u8],
+    limit: u64,
+    name: &'static str,
+    open: impl for<'r> Fn(&'r mut io::Cursor<&[u8]>) -> Result<Box<dyn Read + 'r>, String>,
+) -> Result<Vec<u8>, DecompressError> {
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    let mut first = true;
+    while pos < input.len() {
+        if let Some(n) = skippable(&input[pos..]) {
+            pos = pos.saturating_add(n);
+            continue;
+        }
+        let mut cur = io::Cursor::new(input);
+        cur.set_position(pos as u64);
+        let room = limit - out.len() as u64;
+        let r = open(&mut cur).and_then(|mut dec| {
+            (&mut dec)
+                .take(room + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| e.to_string())
+        });
+        match r {
+            Ok(_) if out.len() as u64 > limit => return Err(DecompressError::TooLarge(limit)),
+            Ok(_) => {}
+            Err(message) if first => return Err(DecompressError::Corrupt { codec: name, message }),
+            Err(_) => break,
+        }
+        let next = cur.position() as usize;
+        if next <= pos {
+            break;
+        }
+        pos = next;
+        first = false;
+    }
+    Ok(out)
+}
+
+const XZ_MAGIC: &[u8] = b"\xfd7zXZ\x00";
+
+/// Splits concatenated .xz streams: a stream ends with the footer magic `YZ` at a 4-byte
+/// boundary; zero padding (a multiple of 4) may follow before the next header. A split
+/// inside compressed data that merely looks like this makes that stream fail to
+/// decompress: an error (a finding), never a silent pass.
+fn xz_streams(input: &[u8]) -> Vec<&[u8]> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut i = 12;
+    while i + 2 <= input.len() {
+        if (i - start) % 4 == 0 && input[i - 2..i] == *b"YZ" {
+            let mut j = i;
+            while j < input.len() && input[j] == 0 {
+                j += 1;
+            }
+            if (j - i) % 4 == 0 && input[j..].starts_with(XZ_MAGIC) {
+                parts.push(&input[start..i]);
+                start = j;
+                i = j + 12;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    parts.push(&input[start..]);
+    parts
+}
+
 /// Decompresses `input` completely, failing once more than `limit` bytes come out.
 pub fn decompress(codec: Codec, input: &[u8], limit: u64) -> Result<Vec<u8>, DecompressError> {
     let name = codec.name();
@@ -110,28 +224,36 @@ pub fn decompress(codec: Codec, input: &[u8], limit: u64) -> Result<Vec<u8>, Dec
         // Multi-member gzip (concatenated streams) is what Python's gzip module reads too.
         Codec::Gzip => read_capped(flate2::read::MultiGzDecoder::new(input), limit, name),
         Codec::Zlib => read_capped(flate2::read::ZlibDecoder::new(input), limit, name),
-        Codec::Bz2 => read_capped(bzip2::read::MultiBzDecoder::new(input), limit, name),
-        Codec::Lz4 => read_capped(lz4_flex::frame::FrameDecoder::new(input), limit, name),
-        Codec::Zstd => {
-            let dec = ruzstd::decoding::StreamingDecoder::new(input).map_err(|e| {
-                DecompressError::Corrupt {
-                    codec: name,
-                    message: e.to_string(),
-                }
+        Codec::JoblibZfile => {
+            let at = zfile_data(input).ok_or(DecompressError::Corrupt {
+                codec: name,
+                message: "bad ZF length header".into(),
             })?;
-            read_capped(dec, limit, name)
+            read_capped(flate2::read::ZlibDecoder::new(&input[at..]), limit, name)
         }
+        Codec::Bz2 => read_capped(bzip2::read::MultiBzDecoder::new(input), limit, name),
+        Codec::Lz4 => frames(input, limit, name, |r| {
+            Ok(Box::new(lz4_flex::frame::FrameDecoder::new(r)))
+        }),
+        Codec::Zstd => frames(input, limit, name, |r| {
+            ruzstd::decoding::StreamingDecoder::new(r)
+                .map(|d| Box::new(d) as Box<dyn Read + '_>)
+                .map_err(|e| e.to_string())
+        }),
         Codec::Xz | Codec::Lzma => {
             let mut out = Capped {
                 buf: Vec::new(),
                 limit,
                 exceeded: false,
             };
-            let mut reader = io::BufReader::new(input);
             let r = if codec == Codec::Xz {
-                lzma_rs::xz_decompress(&mut reader, &mut out)
+                // Python's lzma reads concatenated .xz streams (with zero padding between);
+                // lzma-rs reads one, so each is handed over on its own.
+                xz_streams(input).into_iter().try_for_each(|part| {
+                    lzma_rs::xz_decompress(&mut io::BufReader::new(part), &mut out)
+                })
             } else {
-                lzma_rs::lzma_decompress(&mut reader, &mut out)
+                lzma_rs::lzma_decompress(&mut io::BufReader::new(input), &mut out)
             };
             match r {
                 Ok(()) => Ok(out.buf),
@@ -158,6 +280,14 @@ pub fn compress(codec: Codec, input: &[u8]) -> io::Result<Vec<u8>> {
             let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
             e.write_all(input)?;
             e.finish()
+        }
+        Codec::JoblibZfile => {
+            // joblib's write_zfile: `ZF`, hex_str(len).ljust(19), zlib.compress(data).
+            let mut out = format!("ZF{:<19}", format!("{:#x}", input.len())).into_bytes();
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(3));
+            e.write_all(input)?;
+            out.extend(e.finish()?);
+            Ok(out)
         }
         Codec::Bz2 => {
             let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::new(9));
@@ -222,6 +352,7 @@ mod tests {
             Codec::Zstd,
             Codec::Xz,
             Codec::Lzma,
+            Codec::JoblibZfile,
         ] {
             let packed = compress(codec, &data).unwrap_or_default();
             assert_eq!(sniff(&packed), Some(codec), "{codec:?}");
@@ -231,6 +362,41 @@ mod tests {
                 "{codec:?}"
             );
         }
+    }
+
+    #[test]
+    fn concatenated_frames_and_streams_are_read_as_python_reads_them() {
+        let data: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        let (a, b) = data.split_at(7_000);
+        for codec in [Codec::Lz4, Codec::Zstd, Codec::Xz, Codec::Gzip, Codec::Bz2] {
+            let mut packed = compress(codec, a).unwrap_or_default();
+            if codec == Codec::Xz {
+                packed.extend_from_slice(&[0, 0, 0, 0]);
+            }
+            packed.extend(compress(codec, &[]).unwrap_or_default());
+            packed.extend(compress(codec, b).unwrap_or_default());
+            assert_eq!(
+                decompress(codec, &packed, 1 << 20).ok().as_deref(),
+                Some(&data[..]),
+                "{codec:?}"
+            );
+        }
+        // A skippable frame first (zstd and lz4 readers step over it).
+        let mut skip = vec![0x50, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 1, 2, 3];
+        skip.extend(compress(Codec::Zstd, &data).unwrap_or_default());
+        assert_eq!(sniff(&skip), Some(Codec::Zstd));
+        assert_eq!(decompress(Codec::Zstd, &skip, 1 << 20).ok().as_deref(), Some(&data[..]));
+        let mut skip = vec![0x5f, 0x2a, 0x4d, 0x18, 0, 0, 0, 0];
+        skip.extend(compress(Codec::Lz4, &data).unwrap_or_default());
+        assert_eq!(sniff(&skip), Some(Codec::Lz4));
+        assert_eq!(decompress(Codec::Lz4, &skip, 1 << 20).ok().as_deref(), Some(&data[..]));
+    }
+
+    #[test]
+    fn joblib_zfile_headers_are_parsed_like_int_of_hex() {
+        assert_eq!(zfile_data(b"ZF0x1f               x"), Some(21));
+        assert_eq!(zfile_data(b"ZF0x1f                x"), Some(22));
+        assert_eq!(zfile_data(b"ZFnot hex at all!!!!!x"), None);
     }
 
     #[test]

@@ -135,7 +135,10 @@ pub fn scan_blob(
         readings: Vec::new(),
     };
     let format = w.scan(blob, None, 0);
-    if let Some(f) = extension_mismatch(name, format) {
+    // Only content some loader actually reads a pickle from is a disguise: a float
+    // `.npy` or a zip of text under an image name is not.
+    let bearing = w.streams > 0;
+    if let Some(f) = extension_mismatch(name, format).filter(|_| bearing) {
         w.findings.push(f);
     }
     w.findings.sort_by(|a, b| {
@@ -195,11 +198,7 @@ fn extension_mismatch(name: &str, format: &str) -> Option<Finding> {
         .extension()?
         .to_str()?
         .to_ascii_lowercase();
-    let pickle_bearing = !matches!(
-        format,
-        "unknown" | "safetensors" | "lfs-pointer" | "npy-raw"
-    );
-    if !pickle_bearing || !SAFE_EXTENSIONS.contains(&ext.as_str()) {
+    if matches!(format, "unknown" | "lfs-pointer") || !SAFE_EXTENSIONS.contains(&ext.as_str()) {
         return None;
     }
     if ext == "safetensors" && format == "safetensors" {
@@ -1102,8 +1101,7 @@ impl Walker<'_> {
                 } else {
                     " (the file does not start with PK\\x03\\x04, so torch.load and numpy.load read it as something else; torch.jit.load and PyTorchStreamReader take the miniz reading)"
                 };
-                self.push(
-                    Finding::new(
+                let mut f = Finding::new(
                         Rule::ZipTampering,
                         m.cd_offset.min(z.cd_offset),
                         format!(
@@ -1113,9 +1111,9 @@ impl Walker<'_> {
                             zip::ZipReader::Zipfile.who(),
                             z.describe()
                         ),
-                    ),
-                    member,
-                );
+                    );
+                f.reading = Some(zip::BOTH_READERS);
+                self.push(f, member);
                 plan.push((m, Some(zip::ZipReader::Miniz.name())));
                 plan.push((z, Some(zip::ZipReader::Zipfile.name())));
             }
@@ -1137,7 +1135,7 @@ impl Walker<'_> {
         }
         let readers_left = plan.len();
         for (r, e) in refusals {
-            let f = match e {
+            let mut f = match e {
                 zip::ZipError::TooManyMembers(n) => Finding::new(
                     Rule::BudgetExceeded,
                     0,
@@ -1157,9 +1155,12 @@ impl Walker<'_> {
                     ),
                 ),
             };
+            f.reading = Some(r.name());
             self.push(f, member);
         }
         let mut format = "zip";
+        // Members only local headers list, scanned once whichever reading finds them.
+        let mut seen_unlisted = std::collections::HashSet::new();
         for (arch, tag) in plan {
             let before = self.findings.len();
             let saved = self.reading;
@@ -1168,6 +1169,7 @@ impl Walker<'_> {
             }
             // Stored bytes already analysed in this reading (shared or overlapping members).
             let mut cache = zip::RangeCache::default();
+            let mut unlisted: Vec<(usize, usize)> = Vec::new();
             for a in &arch.anomalies {
                 let rule = match a.kind {
                     zip::AnomalyKind::Tampering | zip::AnomalyKind::Unlisted => Rule::ZipTampering,
@@ -1175,7 +1177,8 @@ impl Walker<'_> {
                     zip::AnomalyKind::Overlap => Rule::ZipOverlappingMembers,
                 };
                 let path = a.member.as_deref().map(|m| join(member, m));
-                let f = Finding::new(rule, a.offset, a.message.clone());
+                let mut f = Finding::new(rule, a.offset, a.message.clone());
+                f.reading = Some(tag.unwrap_or(zip::BOTH_READERS));
                 // Structure findings are about the archive itself: offsets are in the archive.
                 self.push(f, path.as_deref().or(member));
             }
@@ -1231,25 +1234,31 @@ impl Walker<'_> {
                     ..Context::default()
                 };
                 for e in &files {
+                    if e.unlisted && !seen_unlisted.insert(e.header_offset) {
+                        continue;
+                    }
+                    let start = self.findings.len();
                     let path = join(member, &e.name);
                     if e.name.ends_with(".pkl") || e.name.ends_with(".debug_pkl") {
                         let key = (e.data_offset, e.read_len, e.method, true);
                         if let Some(fs) = cache.replay(key, &path) {
                             self.findings.extend(fs);
-                            continue;
+                        } else {
+                            if let Some(c) = self.member_bytes(blob, e, &path) {
+                                self.check_crc(e, &c, &path);
+                                self.scan_pickle_bytes(&c, Some(&path), ctx);
+                            }
+                            cache.insert(key, &path, &self.findings[start..]);
                         }
-                        let start = self.findings.len();
-                        if let Some(c) = self.member_bytes(blob, e, &path) {
-                            self.check_crc(e, &c, &path);
-                            self.scan_pickle_bytes(&c, Some(&path), ctx);
-                        }
-                        cache.insert(key, &path, &self.findings[start..]);
                     } else if !e.name.contains("/code/")
                         && !e.name.starts_with("code/")
                         && !is_torch_metadata(&e.name)
                         && !is_storage_name(&e.name)
                     {
                         self.scan_member(blob, e, &path, depth, true, &mut cache);
+                    }
+                    if e.unlisted {
+                        unlisted.push((start, self.findings.len()));
                     }
                 }
                 "torchscript"
@@ -1306,17 +1315,31 @@ impl Walker<'_> {
                 // Every other member (other `data.pkl`s included) is read as a blob of its
                 // own: a pickle among them is one torch.load does not read by itself.
                 for e in &files {
-                    if referenced.contains(&id(e)) || is_torch_metadata(&e.name) {
+                    if referenced.contains(&id(e))
+                        || is_torch_metadata(&e.name)
+                        || (e.unlisted && !seen_unlisted.insert(e.header_offset))
+                    {
                         continue;
                     }
+                    let start = self.findings.len();
                     let path = join(member, &e.name);
                     self.scan_member(blob, e, &path, depth, true, &mut cache);
+                    if e.unlisted {
+                        unlisted.push((start, self.findings.len()));
+                    }
                 }
                 "torch-zip"
             } else {
                 for e in &files {
+                    if e.unlisted && !seen_unlisted.insert(e.header_offset) {
+                        continue;
+                    }
+                    let start = self.findings.len();
                     let path = join(member, &e.name);
                     self.scan_member(blob, e, &path, depth, false, &mut cache);
+                    if e.unlisted {
+                        unlisted.push((start, self.findings.len()));
+                    }
                 }
                 if npz {
                     "npz"
@@ -1328,6 +1351,11 @@ impl Walker<'_> {
             if let Some(t) = tag {
                 for f in &mut self.findings[before..] {
                     f.reading = Some(t);
+                }
+            }
+            for (a, b) in unlisted {
+                for f in &mut self.findings[a..b] {
+                    f.reading = Some(zip::LOCAL_HEADERS);
                 }
             }
             let rank = |f: &str| match f {
@@ -1363,10 +1391,12 @@ impl Walker<'_> {
         }
         let before = self.findings.len();
         if e.method == 0 {
+            // Offsets and sizes come from the file: the window never leaves the blob.
+            let start = e.data_offset.min(blob.len());
             let sub = SubBlob {
                 inner: blob,
-                start: e.data_offset,
-                len: e.read_len,
+                start,
+                len: e.read_len.min(blob.len() - start),
             };
             self.scan_member_blob(&sub, e, path, depth, torch);
         } else if let Some(c) = self.member_bytes(blob, e, path) {
@@ -1418,6 +1448,7 @@ fn codec_format(c: compress::Codec) -> &'static str {
         compress::Codec::Zlib => "zlib",
         compress::Codec::Lz4 => "lz4",
         compress::Codec::Zstd => "zstd",
+        compress::Codec::JoblibZfile => "joblib",
     }
 }
 

@@ -139,8 +139,12 @@ pub fn parse(head: &[u8]) -> Result<NpyHeader, String> {
             fortran.repr()
         ));
     };
-    let dt = dtype::from_descr(descr)
-        .map_err(|e| format!("descr {} is not a valid dtype descriptor: {e}", descr.repr()))?;
+    let dt = dtype::from_descr(descr).map_err(|e| {
+        format!(
+            "descr {} is not a valid dtype descriptor: {e}",
+            descr.repr()
+        )
+    })?;
     Ok(NpyHeader {
         data_offset: (start + len) as u64,
         descr: descr.repr(),
@@ -206,7 +210,6 @@ mod tests {
             "{'descr': '\\x4f', 'fortran_order': False, 'shape': (2,)}",
             "{'descr': '\\x11', 'fortran_order': False, 'shape': (2,)}",
             "{'descr': u'O8', 'fortran_order': False, 'shape': (2,)}",
-            "{'descr': b'O', 'fortran_order': False, 'shape': (2,)}",
             "{'descr': '3O', 'fortran_order': False, 'shape': (2,)}",
             "{'descr': ('|V', '|O'), 'fortran_order': False, 'shape': (2,)}",
             "{'descr': [('a', '<f8', (2,)), ('b', 'O')], 'fortran_order': False, 'shape': (1,)}",
@@ -247,6 +250,8 @@ mod tests {
             "{'descr': '|O', 'fortran_order': False, 'shape': (2.0,)}",
             "{'descr': 'Q8', 'fortran_order': False, 'shape': (2,)}",
             "{'descr': f'|O', 'fortran_order': False, 'shape': (2,)}",
+            // A bytes descr is iterated as a list of fields (ints).
+            "{'descr': b'O', 'fortran_order': False, 'shape': (2,)}",
             "{'descr': b'|' '|O', 'fortran_order': False, 'shape': (2,)}",
             "{'descr': '|O', 'fortran_order': False, 'shape': (2**70,)}",
             "{'descr': '|O', 'fortran_order': False, 'shape': (99999999999999999999,)}",
@@ -256,8 +261,14 @@ mod tests {
             assert!(parse(&npy(d)).is_err(), "{d}");
         }
         // Version 3 does not get the Python 2 fallback.
-        assert!(parse(&npy3("{'descr': '|O', 'fortran_order': False, 'shape': (2L,)}")).is_err());
-        assert!(parse(&npy3("{'descr': '|O', 'fortran_order': False, 'shape': (2,)}")).is_ok());
+        assert!(parse(&npy3(
+            "{'descr': '|O', 'fortran_order': False, 'shape': (2L,)}"
+        ))
+        .is_err());
+        assert!(parse(&npy3(
+            "{'descr': '|O', 'fortran_order': False, 'shape': (2,)}"
+        ))
+        .is_ok());
         // Unknown versions, truncation.
         let mut v = npy("{'descr': '|O', 'fortran_order': False, 'shape': (2,)}");
         v[7] = 1;

@@ -69,6 +69,10 @@ fn exact(blob: &dyn Blob, at: u64, n: usize) -> io::Result<Option<Vec<u8>>> {
 
 /// The reading name of the tolerant [`read`] when neither real reader accepts a zip.
 pub const TOLERANT: &str = "zip-tolerant";
+/// Structure findings about a directory both real readers read alike.
+pub const BOTH_READERS: &str = "miniz+zipfile";
+/// Members only local headers show (streaming readers: `unzip -`, `ZipInputStream`, ...).
+pub const LOCAL_HEADERS: &str = "zip-local-headers";
 
 /// Which program's reading of a zip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

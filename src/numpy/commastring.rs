@@ -112,7 +112,13 @@ fn commastring(astr: &str) -> Result<(Vec<Lit>, bool), DtypeError> {
                 islist = true;
             }
         }
-        let native = |o: &str| if o == "=" { "<".to_string() } else { o.to_string() };
+        let native = |o: &str| {
+            if o == "=" {
+                "<".to_string()
+            } else {
+                o.to_string()
+            }
+        };
         let order = if order2.is_empty() {
             order1
         } else if order1.is_empty() {

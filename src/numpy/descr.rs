@@ -13,7 +13,10 @@ const MAX_DEPTH: usize = 100;
 fn unpack(obj: &Lit, n: usize) -> Result<Vec<Lit>, DtypeError> {
     let items = pyops::iterate(obj)?;
     if items.len() != n {
-        return rej(format!("expected {n} values to unpack, got {}", items.len()));
+        return rej(format!(
+            "expected {n} values to unpack, got {}",
+            items.len()
+        ));
     }
     Ok(items)
 }
@@ -53,9 +56,8 @@ pub(crate) fn descr_to_dtype(descr: &Lit, depth: usize) -> Result<Dtype, DtypeEr
             return unsure("field name of unknown type");
         }
         // Padding: `name == '' and dt.type is numpy.void and dt.names is None`.
-        let is_pad = name == Lit::Str(String::new())
-            && dt.type_num == TypeNum::Void
-            && dt.fields.is_none();
+        let is_pad =
+            name == Lit::Str(String::new()) && dt.type_num == TypeNum::Void && dt.fields.is_none();
         let size = dt.itemsize;
         if !is_pad {
             let (title, name) = match &name {

@@ -401,7 +401,10 @@ fn next_aligned(offset: i32, alignment: i32) -> i32 {
 /// `_convert_from_tuple`: `(base, shape)`, `(flexible, size)`, `(base, new)`.
 pub(crate) fn from_tuple(items: &[Lit], align: bool, depth: usize) -> Result<Dtype, DtypeError> {
     if items.len() != 2 {
-        return rej(format!("Tuple must have size 2, but has size {}", items.len()));
+        return rej(format!(
+            "Tuple must have size 2, but has size {}",
+            items.len()
+        ));
     }
     let ty = convert_any(&items[0], align, depth + 1)?;
     tuple_with(ty, &items[1], depth)
@@ -464,7 +467,9 @@ pub(crate) fn tuple_with(ty: Dtype, val: &Lit, depth: usize) -> Result<Dtype, Dt
     }
     let nbytes = (ty.itemsize as i32 as i64) * items;
     if items > i32::MAX as i64 || nbytes > i32::MAX as i64 || nbytes < i32::MIN as i64 {
-        return rej("invalid shape in fixed-type tuple: dtype size in bytes must fit into a C int.");
+        return rej(
+            "invalid shape in fixed-type tuple: dtype size in bytes must fit into a C int.",
+        );
     }
     let mut d = Dtype::builtin(TypeNum::Void);
     d.builtin = false;
@@ -553,7 +558,8 @@ fn try_inherit(ty: &Dtype, val: &Lit, depth: usize) -> Result<Option<Dtype>, Dty
 /// `_validate_union_object_dtype`: object dtypes may only be viewed as
 /// `('O', [('name', 'O')])`.
 fn validate_union(new: &Dtype, conv: &Dtype) -> Result<(), DtypeError> {
-    let msg = "dtypes of the form (old_dtype, new_dtype) containing the object dtype are not supported";
+    let msg =
+        "dtypes of the form (old_dtype, new_dtype) containing the object dtype are not supported";
     if !new.hasobject() && !conv.hasobject() {
         return Ok(());
     }
@@ -571,14 +577,16 @@ fn validate_union(new: &Dtype, conv: &Dtype) -> Result<(), DtypeError> {
     }
 }
 
-/// Whether a built fields dict has `key` (names and str titles are keys).
-fn has_key(fields: &[Field], key: &str) -> bool {
-    fields
-        .iter()
-        .any(|f| f.name == key || matches!(&f.title, Some(Lit::Str(t)) if t == key))
-}
+/// The keys of a fields dict being built (names and str titles).
+type Keys = std::collections::HashSet<String>;
 
-fn struct_dtype(fields: Vec<Field>, itemsize: i32, flags: u64, align: bool, maxalign: i32) -> Dtype {
+fn struct_dtype(
+    fields: Vec<Field>,
+    itemsize: i32,
+    flags: u64,
+    align: bool,
+    maxalign: i32,
+) -> Dtype {
     let mut d = Dtype::builtin(TypeNum::Void);
     d.builtin = false;
     d.portable = fields.iter().all(|f| f.dtype.portable);
@@ -594,6 +602,7 @@ fn struct_dtype(fields: Vec<Field>, itemsize: i32, flags: u64, align: bool, maxa
 /// `_convert_from_array_descr`: `[(name, format[, shape]), ...]`.
 fn from_array_descr(items: &[Lit], align: bool, depth: usize) -> Result<Dtype, DtypeError> {
     let mut fields: Vec<Field> = Vec::new();
+    let mut keys = Keys::new();
     let mut flags = NEEDS_PYAPI;
     let mut maxalign: i32 = 1;
     let mut total: i32 = 0;
@@ -638,7 +647,7 @@ fn from_array_descr(items: &[Lit], align: bool, depth: usize) -> Result<Dtype, D
             Some(Lit::Str(s)) => Some(s.clone()),
             _ => None,
         };
-        if has_key(&fields, &name) || title_key.as_ref().is_some_and(|k| has_key(&fields, k)) {
+        if keys.contains(&name) || title_key.as_ref().is_some_and(|k| keys.contains(k)) {
             return rej(format!("field {name:?} occurs more than once"));
         }
         flags |= conv.flags & FROM_FIELDS;
@@ -654,6 +663,8 @@ fn from_array_descr(items: &[Lit], align: bool, depth: usize) -> Result<Dtype, D
             return rej("title already used as a name or title.");
         }
         let size = conv.itemsize;
+        keys.insert(name.clone());
+        keys.extend(title_key);
         fields.push(Field {
             name,
             dtype: conv,
@@ -670,7 +681,11 @@ fn from_array_descr(items: &[Lit], align: bool, depth: usize) -> Result<Dtype, D
 }
 
 /// `_convert_from_list`: the list `_commastring` makes (`'i4,f8'`).
-pub(crate) fn from_format_list(items: &[Lit], align: bool, depth: usize) -> Result<Dtype, DtypeError> {
+pub(crate) fn from_format_list(
+    items: &[Lit],
+    align: bool,
+    depth: usize,
+) -> Result<Dtype, DtypeError> {
     let mut n = items.len();
     if matches!(items.last(), Some(Lit::Str(s)) if s.is_empty()) {
         n -= 1;
@@ -710,7 +725,11 @@ pub(crate) fn from_format_list(items: &[Lit], align: bool, depth: usize) -> Resu
 /// `_convert_from_dict`: `{'names': ..., 'formats': ..., 'offsets': ..., 'titles':
 /// ..., 'itemsize': ..., 'aligned': ..., 'metadata': ...}`, or the `fields`-style
 /// dict `{name: (format, offset[, title])}`.
-pub(crate) fn from_dict(pairs: &[(Lit, Lit)], align: bool, depth: usize) -> Result<Dtype, DtypeError> {
+pub(crate) fn from_dict(
+    pairs: &[(Lit, Lit)],
+    align: bool,
+    depth: usize,
+) -> Result<Dtype, DtypeError> {
     let key = |k: &str| dict_get(pairs, &Lit::Str(k.into()));
     let (Some(names), Some(formats)) = (key("names"), key("formats")) else {
         return usefields(pairs, align, depth);
@@ -723,7 +742,9 @@ pub(crate) fn from_dict(pairs: &[(Lit, Lit)], align: bool, depth: usize) -> Resu
         || offsets.map(len_or_rej).transpose()?.is_some_and(|l| n > l)
         || titles.map(len_or_rej).transpose()?.is_some_and(|l| n > l)
     {
-        return rej("'names', 'formats', 'offsets', and 'titles' dict entries must have the same length");
+        return rej(
+            "'names', 'formats', 'offsets', and 'titles' dict entries must have the same length",
+        );
     }
     let mut align = align;
     match key("aligned") {
@@ -737,6 +758,7 @@ pub(crate) fn from_dict(pairs: &[(Lit, Lit)], align: bool, depth: usize) -> Resu
         return unsure("field names given as a dict");
     }
     let mut fields: Vec<Field> = Vec::new();
+    let mut keys = Keys::new();
     let mut flags = NEEDS_PYAPI;
     let mut total: i32 = 0;
     let mut maxalign: i32 = 1;
@@ -771,7 +793,9 @@ pub(crate) fn from_dict(pairs: &[(Lit, Lit)], align: bool, depth: usize) -> Resu
                         return rej("numpy divides by a zero field alignment");
                     }
                     if offset % conv.alignment != 0 {
-                        return rej("offset is not divisible by the field alignment with align=True");
+                        return rej(
+                            "offset is not divisible by the field alignment with align=True",
+                        );
                     }
                 }
                 if offset + conv.itemsize > total as i64 {
@@ -793,14 +817,16 @@ pub(crate) fn from_dict(pairs: &[(Lit, Lit)], align: bool, depth: usize) -> Resu
             Lit::Unknown => return unsure("field name of unknown type"),
             _ => return rej("field names must be strings"),
         };
-        if has_key(&fields, &name) {
+        if keys.contains(&name) {
             return rej("name already used as a name or title");
         }
         if let Some(Lit::Str(t)) = &title {
-            if *t == name || has_key(&fields, t) {
+            if *t == name || keys.contains(t) {
                 return rej("title already used as a name or title.");
             }
+            keys.insert(t.clone());
         }
+        keys.insert(name.clone());
         flags |= conv.flags & FROM_FIELDS;
         fields.push(Field {
             name,
@@ -811,7 +837,12 @@ pub(crate) fn from_dict(pairs: &[(Lit, Lit)], align: bool, depth: usize) -> Resu
     }
     if n == 0 {
         match names {
-            Lit::Tuple(_) | Lit::List(_) | Lit::Str(_) | Lit::Bytes(_) | Lit::Dict(_) | Lit::Set(_) => {}
+            Lit::Tuple(_)
+            | Lit::List(_)
+            | Lit::Str(_)
+            | Lit::Bytes(_)
+            | Lit::Dict(_)
+            | Lit::Set(_) => {}
             _ => return rej("field names are not a sequence"),
         }
     }
@@ -831,7 +862,9 @@ pub(crate) fn from_dict(pairs: &[(Lit, Lit)], align: bool, depth: usize) -> Resu
             ));
         }
         if align && d.alignment > 0 && sz % d.alignment != 0 {
-            return rej("NumPy dtype descriptor requires an alignment not divisible into the itemsize");
+            return rej(
+                "NumPy dtype descriptor requires an alignment not divisible into the itemsize",
+            );
         }
         d.itemsize = sz;
     }

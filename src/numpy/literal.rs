@@ -4,6 +4,7 @@
 //! parser can. Anything this module cannot evaluate exactly is an error.
 
 use crate::numpy::dtype::Dtype;
+use std::collections::HashMap;
 
 /// A Python value. The parser produces only the literal variants; `Dtype`, `Global`
 /// and `Unknown` let callers (the pickle VM) describe the other objects numpy may be
@@ -385,7 +386,11 @@ impl Lexer<'_> {
             }
             if matches!(self.peek(0), Some('e' | 'E')) {
                 let sign = self.peek(1);
-                let skip = if matches!(sign, Some('+' | '-')) { 2 } else { 1 };
+                let skip = if matches!(sign, Some('+' | '-')) {
+                    2
+                } else {
+                    1
+                };
                 if self.peek(skip).is_some_and(|c| c.is_ascii_digit()) {
                     is_int = false;
                     text.push('e');
@@ -519,6 +524,25 @@ impl Lexer<'_> {
 
 fn parse_magnitude(digits: &str, radix: u32) -> Vec<u64> {
     let mut mag: Vec<u64> = Vec::new();
+    if radix.is_power_of_two() {
+        // Linear time for any length (hex literals have no digit limit).
+        let bits = radix.trailing_zeros() as usize;
+        for (i, d) in digits.chars().rev().enumerate() {
+            let v = u64::from(d.to_digit(radix).unwrap_or(0));
+            let (limb, shift) = (i * bits / 64, i * bits % 64);
+            if mag.len() <= limb + 1 {
+                mag.resize(limb + 2, 0);
+            }
+            mag[limb] |= v << shift;
+            if shift + bits > 64 {
+                mag[limb + 1] |= v >> (64 - shift);
+            }
+        }
+        while mag.last() == Some(&0) {
+            mag.pop();
+        }
+        return mag;
+    }
     for d in digits.chars() {
         let mut carry = d.to_digit(radix).unwrap_or(0) as u128;
         for limb in mag.iter_mut() {
@@ -537,7 +561,11 @@ fn parse_float(text: &str, at: usize) -> Result<f64, LitError> {
     // Rust's float grammar wants a digit before an exponent ("1.e5" is fine for
     // Python); give it one.
     let t = text.replace(".e", ".0e");
-    let t = if t.starts_with('.') { format!("0{t}") } else { t };
+    let t = if t.starts_with('.') {
+        format!("0{t}")
+    } else {
+        t
+    };
     t.parse::<f64>()
         .map_err(|_| syntax(at, "invalid float literal"))
 }
@@ -762,7 +790,11 @@ impl Parser<'_> {
 
     fn unary(&mut self, depth: usize) -> Result<Node, LitError> {
         if depth > MAX_DEPTH {
-            return Err(err(LitErrorKind::Unsupported, self.at(), "nesting too deep"));
+            return Err(err(
+                LitErrorKind::Unsupported,
+                self.at(),
+                "nesting too deep",
+            ));
         }
         if let T::Op(c @ ('+' | '-')) = *self.peek() {
             let at = self.at();
@@ -805,13 +837,11 @@ impl Parser<'_> {
         let t = self.peek().clone();
         self.i += 1;
         match t {
-            T::Num(n) => Ok(Node::Const(
-                match n {
-                    Num::Int(mag) => make_int(false, mag),
-                    Num::Float(f) => Lit::Float(f),
-                    Num::Imag(f) => Lit::Complex(0.0, f),
-                },
-            )),
+            T::Num(n) => Ok(Node::Const(match n {
+                Num::Int(mag) => make_int(false, mag),
+                Num::Float(f) => Lit::Float(f),
+                Num::Imag(f) => Lit::Complex(0.0, f),
+            })),
             T::Str(s) => {
                 let mut parts = vec![(s, at)];
                 while let T::Str(s) = self.peek() {
@@ -919,11 +949,13 @@ fn to_lit(node: Node, depth: usize) -> Result<Lit, LitError> {
         Node::EmptySet => Lit::Set(Vec::new()),
         Node::Set(items, at) => {
             let mut out: Vec<Lit> = Vec::new();
+            let mut seen: HashMap<EqKey, usize> = HashMap::new();
             for v in convert_all(items, depth)? {
-                if !v.is_hashable() {
+                let Some(key) = v.eq_key() else {
                     return Err(err(LitErrorKind::Value, at, "unhashable set member"));
-                }
-                if !out.iter().any(|o| o.py_eq(&v)) {
+                };
+                if let std::collections::hash_map::Entry::Vacant(e) = seen.entry(key) {
+                    e.insert(out.len());
                     out.push(v);
                 }
             }
@@ -931,16 +963,20 @@ fn to_lit(node: Node, depth: usize) -> Result<Lit, LitError> {
         }
         Node::Dict(pairs, at) => {
             let mut out: Vec<(Lit, Lit)> = Vec::new();
+            let mut seen: HashMap<EqKey, usize> = HashMap::new();
             for (k, v) in pairs {
                 let k = to_lit(k, depth + 1)?;
                 let v = to_lit(v, depth + 1)?;
-                if !k.is_hashable() {
+                let Some(key) = k.eq_key() else {
                     return Err(err(LitErrorKind::Value, at, "unhashable dict key"));
-                }
+                };
                 // dict(zip(keys, values)): the first key stays, the last value wins.
-                match out.iter_mut().find(|(o, _)| o.py_eq(&k)) {
-                    Some(slot) => slot.1 = v,
-                    None => out.push((k, v)),
+                match seen.get(&key) {
+                    Some(&i) => out[i].1 = v,
+                    None => {
+                        seen.insert(key, out.len());
+                        out.push((k, v));
+                    }
                 }
             }
             Lit::Dict(out)
@@ -1041,7 +1077,57 @@ fn join_strings(parts: Vec<(StrVal, usize)>) -> Result<Lit, LitError> {
 // ---------------------------------------------------------------------------------
 // Python equality and hashing, for dict keys and set members.
 
+/// A canonical form under Python `==` for the hashable literal values, so that
+/// dict keys and set members dedupe in linear time (`1`, `1.0`, `True` and `1+0j`
+/// are one key).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum EqKey {
+    None,
+    Ellipsis,
+    /// An integral number: negative, magnitude.
+    Int(bool, Vec<u64>),
+    /// A non-integral (or infinite) float, by bits.
+    Float(u64),
+    /// A complex with a nonzero imaginary part, by bits (-0.0 read as 0.0).
+    Complex(u64, u64),
+    Str(String),
+    Bytes(Vec<u8>),
+    Tuple(Vec<EqKey>),
+    Global(String, String),
+}
+
+fn float_key(f: f64) -> EqKey {
+    match as_exact(&Lit::Float(f)) {
+        Some((neg, mag)) => EqKey::Int(neg, mag),
+        None => EqKey::Float(f.to_bits()),
+    }
+}
+
 impl Lit {
+    /// The [`EqKey`] of a hashable value; `None` for unhashable ones (and values
+    /// whose equality is not modelled: dtypes, unknown objects).
+    pub(crate) fn eq_key(&self) -> Option<EqKey> {
+        let zero = |f: f64| if f == 0.0 { 0u64 } else { f.to_bits() };
+        Some(match self {
+            Lit::None => EqKey::None,
+            Lit::Ellipsis => EqKey::Ellipsis,
+            Lit::Bool(_) | Lit::Int(_) | Lit::BigInt { .. } => {
+                let (neg, mag) = as_exact(self)?;
+                EqKey::Int(neg, mag)
+            }
+            Lit::Float(f) => float_key(*f),
+            Lit::Complex(r, i) if *i == 0.0 => float_key(*r),
+            Lit::Complex(r, i) => EqKey::Complex(zero(*r), zero(*i)),
+            Lit::Str(s) => EqKey::Str(s.clone()),
+            Lit::Bytes(b) => EqKey::Bytes(b.clone()),
+            Lit::Tuple(t) => EqKey::Tuple(t.iter().map(Lit::eq_key).collect::<Option<_>>()?),
+            Lit::Global(m, n) => EqKey::Global(m.clone(), n.clone()),
+            Lit::List(_) | Lit::Dict(_) | Lit::Set(_) | Lit::Dtype(_) | Lit::Unknown => {
+                return Option::None
+            }
+        })
+    }
+
     /// `hash(x)` would not raise.
     pub fn is_hashable(&self) -> bool {
         match self {
@@ -1088,17 +1174,19 @@ impl Lit {
             }
             (Dict(a), Dict(b)) => {
                 a.len() == b.len()
-                    && a.iter().all(|(k, v)| {
-                        b.iter().any(|(k2, v2)| k.py_eq(k2) && v.py_eq(v2))
-                    })
+                    && a.iter()
+                        .all(|(k, v)| b.iter().any(|(k2, v2)| k.py_eq(k2) && v.py_eq(v2)))
             }
-            (Set(a), Set(b)) => a.len() == b.len() && a.iter().all(|x| b.iter().any(|y| x.py_eq(y))),
+            (Set(a), Set(b)) => {
+                a.len() == b.len() && a.iter().all(|x| b.iter().any(|y| x.py_eq(y)))
+            }
             (Global(m1, n1), Global(m2, n2)) => m1 == m2 && n1 == n2,
             (Complex(r1, i1), Complex(r2, i2)) => r1 == r2 && i1 == i2,
             (Complex(r, i), x) | (x, Complex(r, i)) => *i == 0.0 && Float(*r).py_eq(x),
-            (Bool(_) | Int(_) | BigInt { .. } | Float(_), Bool(_) | Int(_) | BigInt { .. } | Float(_)) => {
-                num_eq(self, other)
-            }
+            (
+                Bool(_) | Int(_) | BigInt { .. } | Float(_),
+                Bool(_) | Int(_) | BigInt { .. } | Float(_),
+            ) => num_eq(self, other),
             _ => false,
         }
     }
@@ -1168,7 +1256,11 @@ fn as_exact(v: &Lit) -> Option<(bool, Vec<u64>)> {
 // repr()
 
 fn repr_str(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     let mut out = String::new();
     out.push(quote);
     for c in s.chars() {
@@ -1181,7 +1273,9 @@ fn repr_str(s: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -1190,7 +1284,11 @@ fn repr_str(s: &str) -> String {
 }
 
 fn repr_bytes(b: &[u8]) -> String {
-    let quote = if b.contains(&b'\'') && !b.contains(&b'"') { b'"' } else { b'\'' };
+    let quote = if b.contains(&b'\'') && !b.contains(&b'"') {
+        b'"'
+    } else {
+        b'\''
+    };
     let mut out = String::from("b");
     out.push(quote as char);
     for &c in b {
@@ -1215,7 +1313,11 @@ fn repr_float(f: f64) -> String {
     if f.is_nan() {
         "nan".into()
     } else if f.is_infinite() {
-        if f > 0.0 { "inf".into() } else { "-inf".into() }
+        if f > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        }
     } else if f.fract() == 0.0 && f.abs() < 1e16 {
         format!("{f:.1}")
     } else {
@@ -1231,14 +1333,21 @@ impl Lit {
             Lit::None => "None".into(),
             Lit::Bool(b) => if *b { "True" } else { "False" }.into(),
             Lit::Int(i) => i.to_string(),
-            Lit::BigInt { negative, magnitude } => format!(
+            Lit::BigInt {
+                negative,
+                magnitude,
+            } => format!(
                 "{}0x{}",
                 if *negative { "-" } else { "" },
                 magnitude
                     .iter()
                     .rev()
                     .enumerate()
-                    .map(|(i, l)| if i == 0 { format!("{l:x}") } else { format!("{l:016x}") })
+                    .map(|(i, l)| if i == 0 {
+                        format!("{l:x}")
+                    } else {
+                        format!("{l:016x}")
+                    })
                     .collect::<String>()
             ),
             Lit::Float(f) => repr_float(*f),

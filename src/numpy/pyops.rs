@@ -7,7 +7,11 @@ use crate::numpy::literal::Lit;
 
 /// `d[key]` for a dict given as pairs: the last pair whose key is `==` wins.
 pub fn dict_get<'a>(pairs: &'a [(Lit, Lit)], key: &Lit) -> Option<&'a Lit> {
-    pairs.iter().rev().find(|(k, _)| k.py_eq(key)).map(|(_, v)| v)
+    pairs
+        .iter()
+        .rev()
+        .find(|(k, _)| k.py_eq(key))
+        .map(|(_, v)| v)
 }
 
 /// `len(obj)`.
@@ -31,7 +35,9 @@ pub fn getitem_index(obj: &Lit, i: usize) -> Result<Lit, DtypeError> {
         Lit::Str(s) => s.chars().nth(i).map(|c| Lit::Str(c.to_string())),
         Lit::Bytes(b) => b.get(i).map(|&x| Lit::Int(x as i128)),
         Lit::Dict(d) => dict_get(d, &Lit::Int(i as i128)).cloned(),
-        Lit::Dtype(_) | Lit::Unknown => return unsure("indexing an object numpy may treat specially"),
+        Lit::Dtype(_) | Lit::Unknown => {
+            return unsure("indexing an object numpy may treat specially")
+        }
         _ => return rej("object is not subscriptable"),
     };
     match found {

@@ -75,11 +75,16 @@ fn parse(st: &[Lit]) -> Result<State<'_>, DtypeError> {
             if (0..=4).contains(&version) {
                 return unsure("numpy reads uninitialised memory for this state length");
             }
-            return rej(format!("can't handle version {version} of numpy.dtype pickle"));
+            return rej(format!(
+                "can't handle version {version} of numpy.dtype pickle"
+            ));
         }
     };
     if !(0..=4).contains(&s.version) {
-        return rej(format!("can't handle version {} of numpy.dtype pickle", s.version));
+        return rej(format!(
+            "can't handle version {} of numpy.dtype pickle",
+            s.version
+        ));
     }
     Ok(s)
 }
@@ -222,7 +227,9 @@ impl Dtype {
                 let shape = match pyops::number_to_int(&t[1]) {
                     Some(v) => Lit::Tuple(vec![v?]),
                     None if is_tuple_of_ints(&t[1]) => t[1].clone(),
-                    None if t[1] == Lit::Unknown => return unsure("subarray shape of unknown type"),
+                    None if t[1] == Lit::Unknown => {
+                        return unsure("subarray shape of unknown type")
+                    }
                     None => return rej("incorrect subarray shape in __setstate__"),
                 };
                 Some(Subarray {

@@ -319,7 +319,9 @@ pub(crate) fn convert_str(s: &str, align: bool, depth: usize) -> Result<Dtype, D
                 Ok(d)
             }
             None => {
-                let removed = ["int0", "uint0", "void0", "object0", "str0", "bytes0", "bool8"];
+                let removed = [
+                    "int0", "uint0", "void0", "object0", "str0", "bytes0", "bool8",
+                ];
                 let stem = t.split(|&b| b == 0).next().unwrap_or(t);
                 if removed.iter().any(|r| r.as_bytes() == stem) {
                     rej(format!("Alias {s:?} was removed in NumPy 2.0"))

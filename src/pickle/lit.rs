@@ -12,7 +12,11 @@ const MAX_DEPTH: usize = 64;
 
 /// Whether a global is the `numpy.dtype` class as numpy pickles it.
 fn is_dtype_class(module: &str, name: &str) -> bool {
-    name == "dtype" && matches!(module, "numpy" | "numpy.core.multiarray" | "numpy._core.multiarray")
+    name == "dtype"
+        && matches!(
+            module,
+            "numpy" | "numpy.core.multiarray" | "numpy._core.multiarray"
+        )
 }
 
 struct Conv<'g> {
@@ -119,7 +123,11 @@ impl Conv<'_> {
                 let ids = g.items(items).to_vec();
                 self.items(&ids, depth)
             }
-            _ => return Err(DtypeError::Unsure("numpy.dtype arguments are not a tuple".into())),
+            _ => {
+                return Err(DtypeError::Unsure(
+                    "numpy.dtype arguments are not a tuple".into(),
+                ))
+            }
         };
         let mut d = dtype::call(&args)?;
         let builds: Vec<ValueId> = g

@@ -1301,6 +1301,72 @@ mod tests {
         g.globals.iter().map(|x| x.qualified()).collect()
     }
 
+    const CALL_OS_SYSTEM: &[u8] = b"cos\nsystem\n(S'echo'\ntR.";
+
+    #[test]
+    fn ordinary_text_is_not_pickle_bearing() {
+        // GLOBAL of a module no environment has (`at`), a PERSID no plain loader can
+        // resolve, a TUPLE without MARK: every unpickler fails before any effect.
+        for text in [
+            &b"cat\ndog\nbird\n"[..],
+            b"Permission is hereby granted, free of charge, to any person\n",
+            b"car\nbus\ntruck\n",
+            b"(lp0\nI1\naI2\na",
+            b"\x80\x02garbage",
+        ] {
+            assert!(!looks_like_pickle(text), "{:?}", String::from_utf8_lossy(text));
+        }
+    }
+
+    #[test]
+    fn an_effect_before_the_failure_makes_bytes_pickle_bearing() {
+        assert!(looks_like_pickle(b"N."));
+        assert!(looks_like_pickle(CALL_OS_SYSTEM));
+        // find_class imports `os` before getattr fails: an import is an effect.
+        assert!(looks_like_pickle(b"cos\nsin\ntan\n"));
+        // Effects after a persistent id never happen in a plain loader.
+        assert!(!looks_like_pickle(b"Pid\ncos\nsystem\n(S'x'\ntR."));
+    }
+
+    #[test]
+    fn c_numbers_end_at_a_nul_byte() {
+        // _pickle.c parses INT/LONG/FLOAT/GET/PUT lines as C strings.
+        for prefix in [&b"I5\x00\n0"[..], b"I5\x00junk\n0", b"L5\x00L\n0", b"F1.5\x00x\n0", b"Np0\x00zz\n0"] {
+            let mut data = prefix.to_vec();
+            data.extend_from_slice(CALL_OS_SYSTEM);
+            let g = run(&data);
+            assert_eq!(globals(&g), ["os.system"], "{:?}", String::from_utf8_lossy(prefix));
+            assert!(looks_like_pickle(&data));
+        }
+    }
+
+    #[test]
+    fn pickle_py_memo_takes_any_non_negative_index() {
+        let data = b"S'echo'\np9223372036854775808\n0cos\nsystem\n(g9223372036854775808\ntR.";
+        let g = run(data);
+        assert_eq!(globals(&g), ["os.system"]);
+        assert_eq!(g.calls.len(), 1);
+        assert!(g.streams[0].error.is_none(), "{:?}", g.streams[0].error);
+    }
+
+    #[test]
+    fn pickle_py_reads_an_unterminated_inst_and_calls_it() {
+        // INST's name line ends the file: pickle.py drops its last char and instantiates.
+        let g = run(b"(S'echo'\nios\nsystemX");
+        assert_eq!(globals(&g), ["os.system"]);
+        assert_eq!(g.calls.len(), 1);
+    }
+
+    #[test]
+    fn a_long_first_argument_is_followed_to_its_end() {
+        let mut data = b"S'".to_vec();
+        data.extend(std::iter::repeat_n(b'a', 2 << 20));
+        data.extend_from_slice(b"'\n0");
+        data.extend_from_slice(CALL_OS_SYSTEM);
+        assert_eq!(sniff(&data[..4096], false), Sniff::Undecided);
+        assert!(looks_like_pickle(&data));
+    }
+
     #[test]
     fn memoize_index_is_number_of_occupied_slots() {
         // "os" PUT 0? no: BINPUT 5 "os", then MEMOIZE stores at len(memo) == 1, not 6.

@@ -33,7 +33,6 @@ import _audit
 import _oracle
 
 FIXTURES = _oracle.FIXTURES
-REPRODUCERS = FIXTURES / "reproducers"
 # The CI seed of the mutation fuzzer: fixed, so a failure is reproducible with
 # `python3 tools/mutate.py --seed 1 --cases 3000 --out DIR` (see tests/README.md).
 CI_SEED, CI_CASES = 1, 3000
