@@ -63,10 +63,21 @@ impl Diag {
     }
 
     /// Byte range of (line, column) in `source`, one token long, when no span is known.
+    /// Columns count characters (the YAML parser's), so they are mapped to bytes, and
+    /// every range is snapped to character boundaries: a diagnostic never panics.
     fn range(&self, source: &str) -> Option<std::ops::Range<usize>> {
+        let floor = |mut i: usize| {
+            i = i.min(source.len());
+            while !source.is_char_boundary(i) {
+                i -= 1;
+            }
+            i
+        };
         if let Some((s, l)) = self.span {
             if s <= source.len() {
-                return Some(s..(s + l.max(1)).min(source.len()));
+                let start = floor(s);
+                let end = floor(s.saturating_add(l.max(1))).max(start);
+                return Some(start..end);
             }
         }
         if self.line == 0 {
@@ -76,11 +87,16 @@ impl Diag {
         for (i, line) in source.split_inclusive('\n').enumerate() {
             if i as u64 + 1 == self.line {
                 let col = (self.column.max(1) - 1) as usize;
-                let start = offset + col.min(line.len());
-                let token = line[col.min(line.len())..]
+                let at = line
+                    .char_indices()
+                    .nth(col)
+                    .map_or(line.len(), |(b, _)| b);
+                let token = line[at..]
                     .find(|c: char| c.is_whitespace() || c == ',' || c == ']')
-                    .unwrap_or(line.len().saturating_sub(col));
-                return Some(start..(start + token.max(1)).min(source.len()));
+                    .unwrap_or(line.len() - at);
+                let start = offset + at;
+                let end = floor(start + token.max(1)).max(start);
+                return Some(start..end);
             }
             offset += line.len();
         }

@@ -39,6 +39,8 @@ const ZIP64_EOCD_SIG: u32 = 0x0606_4b50;
 const CENTRAL_SIG: u32 = 0x0201_4b50;
 const LOCAL_SIG: u32 = 0x0403_4b50;
 const U32_MAX: u64 = 0xFFFF_FFFF;
+/// The header offset of a member a reader lists but cannot locate.
+const NOWHERE: u64 = u64::MAX;
 
 fn u16le(b: &[u8], at: usize) -> u16 {
     b.get(at..at.saturating_add(2))
@@ -281,6 +283,10 @@ pub fn read_as(
         ZipReader::Zipfile => zipfile_directory(blob, max_members)?,
     };
     for e in &mut arch.entries {
+        if e.header_offset == NOWHERE {
+            e.read_len = 0;
+            continue;
+        }
         check_local(blob, e, Some(reader), &mut arch.anomalies)?;
     }
     find_duplicates_and_overlaps(&mut arch);
@@ -772,16 +778,21 @@ fn zipfile_directory(blob: &dyn Blob, max_members: usize) -> Result<Archive, Zip
         };
         total = total + 46 + nlen as u64 + xlen as u64 + clen as u64;
         p = p.saturating_add(46 + nlen + xlen + clen);
-        let Ok(header_offset) = u64::try_from(i128::from(hdr) + concat) else {
-            arch.anomalies.push(Anomaly {
-                kind: AnomalyKind::Tampering,
-                member: Some(name.clone()),
-                offset: start_dir,
-                message: format!(
-                    "`{name}`: zipfile computes a negative header offset ({hdr} + {concat}); it cannot open the member"
-                ),
-            });
-            continue;
+        // A negative offset (the directory claims more bytes before it than there are):
+        // zipfile still lists the member (namelist, NameToInfo) but cannot open it.
+        let header_offset = match u64::try_from(i128::from(hdr) + concat) {
+            Ok(o) => o,
+            Err(_) => {
+                arch.anomalies.push(Anomaly {
+                    kind: AnomalyKind::Tampering,
+                    member: Some(name.clone()),
+                    offset: start_dir,
+                    message: format!(
+                        "`{name}`: zipfile computes a negative header offset ({hdr} + {concat}); it lists the member but cannot open it"
+                    ),
+                });
+                NOWHERE
+            }
         };
         let method = u16le(h, 10);
         arch.entries.push(Entry {

@@ -129,6 +129,13 @@ impl Conv<'_> {
                 ))
             }
         };
+        // numpy.dtype(d, ...) of a dtype that is not numpy's singleton returns that same
+        // object, so a later BUILD would mutate a dtype used elsewhere too: not modelled.
+        if matches!(args.first(), Some(Lit::Dtype(_))) {
+            return Err(DtypeError::Unsure(
+                "numpy.dtype(...) of another dtype object (aliasing)".into(),
+            ));
+        }
         let mut d = dtype::call(&args)?;
         let builds: Vec<ValueId> = g
             .mutations
