@@ -87,10 +87,7 @@ impl Diag {
         for (i, line) in source.split_inclusive('\n').enumerate() {
             if i as u64 + 1 == self.line {
                 let col = (self.column.max(1) - 1) as usize;
-                let at = line
-                    .char_indices()
-                    .nth(col)
-                    .map_or(line.len(), |(b, _)| b);
+                let at = line.char_indices().nth(col).map_or(line.len(), |(b, _)| b);
                 let token = line[at..]
                     .find(|c: char| c.is_whitespace() || c == ',' || c == ']')
                     .unwrap_or(line.len() - at);

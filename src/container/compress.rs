@@ -39,7 +39,10 @@ impl Codec {
 fn zfile_data(head: &[u8]) -> Option<usize> {
     let text = std::str::from_utf8(head.get(2..21)?).ok()?;
     let t = text.trim_matches(|c: char| c.is_whitespace());
-    let t = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
+    let t = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .unwrap_or(t);
     let t = t.strip_prefix('_').unwrap_or(t);
     let valid = !t.is_empty()
         && !t.starts_with('_')
@@ -175,7 +178,12 @@ fn frames(
         match r {
             Ok(_) if out.len() as u64 > limit => return Err(DecompressError::TooLarge(limit)),
             Ok(_) => {}
-            Err(message) if first => return Err(DecompressError::Corrupt { codec: name, message }),
+            Err(message) if first => {
+                return Err(DecompressError::Corrupt {
+                    codec: name,
+                    message,
+                })
+            }
             Err(_) => break,
         }
         let next = cur.position() as usize;
@@ -385,11 +393,17 @@ mod tests {
         let mut skip = vec![0x50, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 1, 2, 3];
         skip.extend(compress(Codec::Zstd, &data).unwrap_or_default());
         assert_eq!(sniff(&skip), Some(Codec::Zstd));
-        assert_eq!(decompress(Codec::Zstd, &skip, 1 << 20).ok().as_deref(), Some(&data[..]));
+        assert_eq!(
+            decompress(Codec::Zstd, &skip, 1 << 20).ok().as_deref(),
+            Some(&data[..])
+        );
         let mut skip = vec![0x5f, 0x2a, 0x4d, 0x18, 0, 0, 0, 0];
         skip.extend(compress(Codec::Lz4, &data).unwrap_or_default());
         assert_eq!(sniff(&skip), Some(Codec::Lz4));
-        assert_eq!(decompress(Codec::Lz4, &skip, 1 << 20).ok().as_deref(), Some(&data[..]));
+        assert_eq!(
+            decompress(Codec::Lz4, &skip, 1 << 20).ok().as_deref(),
+            Some(&data[..])
+        );
     }
 
     #[test]

@@ -1102,16 +1102,16 @@ impl Walker<'_> {
                     " (the file does not start with PK\\x03\\x04, so torch.load and numpy.load read it as something else; torch.jit.load and PyTorchStreamReader take the miniz reading)"
                 };
                 let mut f = Finding::new(
-                        Rule::ZipTampering,
-                        m.cd_offset.min(z.cd_offset),
-                        format!(
-                            "the zip readers disagree: {} reads {}; {} reads {}{note}. No standard writer produces this; both readings are scanned",
-                            zip::ZipReader::Miniz.who(),
-                            m.describe(),
-                            zip::ZipReader::Zipfile.who(),
-                            z.describe()
-                        ),
-                    );
+                    Rule::ZipTampering,
+                    m.cd_offset.min(z.cd_offset),
+                    format!(
+                        "the zip readers disagree: {} reads {}; {} reads {}{note}. No standard writer produces this; both readings are scanned",
+                        zip::ZipReader::Miniz.who(),
+                        m.describe(),
+                        zip::ZipReader::Zipfile.who(),
+                        z.describe()
+                    ),
+                );
                 f.reading = Some(zip::BOTH_READERS);
                 self.push(f, member);
                 plan.push((m, Some(zip::ZipReader::Miniz.name())));

@@ -19,10 +19,17 @@
 //! directories, and tarfile's stop rules (a zero block or an invalid header ends the
 //! iteration; an invalid first header, or any bad header after a pax/GNU record, raises).
 //!
-//! Where newer Pythons differ (3.12/3.13, and 3.11.10+): pax records are parsed strictly
-//! (a malformed record raises `InvalidHeaderError` instead of ending the record list)
-//! and negative offsets are refused; both only make newer versions stop earlier, on
-//! archives this walk reports as malformed anyway.
+//! Where newer Pythons differ (3.12/3.13 and the 3.11.10+ security releases): pax records
+//! are parsed strictly (a malformed record raises `InvalidHeaderError` instead of ending
+//! the record list, and with `ignore_zeros` the next header is then read without the pax
+//! record's size and path), and later security releases refuse negative sizes and
+//! offsets. Both mostly make newer versions stop earlier; the strict-pax plus
+//! `ignore_zeros` combination is not modelled.
+//!
+//! Not modelled either: sparse members are scanned as their stored bytes, not as the
+//! file `extractfile` assembles from the sparse map (holes as zeros); links are not
+//! followed to their targets (the targets are members, scanned themselves); GNU names and
+//! pax values are kept to 64 KiB.
 
 use super::blob::Blob;
 use std::io;

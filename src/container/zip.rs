@@ -28,6 +28,17 @@
 //! [`read`] is the older tolerant reading (prefix inference, locator followed), kept for
 //! the sanitizer and as the fallback when neither real reader accepts an archive.
 //! Every reading also reports where the archive disagrees with itself.
+//!
+//! The walker scans once when both readings list the same members at the same places
+//! (structure findings then name the reading [`BOTH_READERS`]); otherwise it scans each
+//! reading and every finding names it ([`ZipReader::name`], or [`TOLERANT`]). Members
+//! only local headers show are the reading [`LOCAL_HEADERS`].
+//!
+//! Newer Pythons: 3.11.8+/3.12.2+ refuse to open members that overlap the next local
+//! header ("Overlapped entries"), and the 2025 zip64 fixes make zipfile use and check the
+//! locator's offset (as miniz does); both are covered by scanning both readings. The
+//! Unicode Path extra field (0x7075) that the newest zipfile uses to rename a member is
+//! not modelled (the member's bytes are scanned under its central name).
 
 use super::blob::Blob;
 use std::collections::HashMap;

@@ -1314,7 +1314,11 @@ mod tests {
             b"(lp0\nI1\naI2\na",
             b"\x80\x02garbage",
         ] {
-            assert!(!looks_like_pickle(text), "{:?}", String::from_utf8_lossy(text));
+            assert!(
+                !looks_like_pickle(text),
+                "{:?}",
+                String::from_utf8_lossy(text)
+            );
         }
     }
 
@@ -1331,11 +1335,22 @@ mod tests {
     #[test]
     fn c_numbers_end_at_a_nul_byte() {
         // _pickle.c parses INT/LONG/FLOAT/GET/PUT lines as C strings.
-        for prefix in [&b"I5\x00\n0"[..], b"I5\x00junk\n0", b"L5\x00L\n0", b"F1.5\x00x\n0", b"Np0\x00zz\n0"] {
+        for prefix in [
+            &b"I5\x00\n0"[..],
+            b"I5\x00junk\n0",
+            b"L5\x00L\n0",
+            b"F1.5\x00x\n0",
+            b"Np0\x00zz\n0",
+        ] {
             let mut data = prefix.to_vec();
             data.extend_from_slice(CALL_OS_SYSTEM);
             let g = run(&data);
-            assert_eq!(globals(&g), ["os.system"], "{:?}", String::from_utf8_lossy(prefix));
+            assert_eq!(
+                globals(&g),
+                ["os.system"],
+                "{:?}",
+                String::from_utf8_lossy(prefix)
+            );
             assert!(looks_like_pickle(&data));
         }
     }
