@@ -8,6 +8,52 @@ use std::collections::HashMap;
 
 const MAX_RELATED: usize = 8;
 
+/// Findings of one rule kept per analysed pickle buffer. The rest are counted and
+/// summarised in one `budget-exceeded` finding, so a pickle of a million refused effects
+/// costs a bounded report.
+pub const MAX_FINDINGS_PER_RULE: usize = 1_000;
+
+/// The findings of one buffer, capped per rule.
+#[derive(Default)]
+struct Findings {
+    kept: Vec<Finding>,
+    per_rule: HashMap<Rule, usize>,
+    /// Per rule: how many were dropped, and the offset of the first dropped one.
+    dropped: HashMap<Rule, (u64, u64)>,
+}
+
+impl Findings {
+    /// Keeps `f` unless its rule is at the cap; its index in `kept` when kept.
+    fn push(&mut self, f: Finding) -> Option<usize> {
+        let n = self.per_rule.entry(f.rule).or_default();
+        if *n >= MAX_FINDINGS_PER_RULE {
+            let d = self.dropped.entry(f.rule).or_insert((0, f.offset));
+            d.0 += 1;
+            return None;
+        }
+        *n += 1;
+        self.kept.push(f);
+        Some(self.kept.len() - 1)
+    }
+
+    /// The kept findings and one `budget-exceeded` summary per capped rule.
+    fn finish(mut self) -> Vec<Finding> {
+        let mut dropped: Vec<(Rule, (u64, u64))> = self.dropped.into_iter().collect();
+        dropped.sort_by_key(|d| d.0);
+        for (rule, (n, first)) in dropped {
+            self.kept.push(Finding::new(
+                Rule::BudgetExceeded,
+                first,
+                format!(
+                    "{n} more `{}` finding(s) in this pickle are not listed (at most {MAX_FINDINGS_PER_RULE} per rule); the first of them is at byte {first}",
+                    rule.id()
+                ),
+            ));
+        }
+        self.kept
+    }
+}
+
 /// What the container around a pickle buffer says about it.
 #[derive(Debug, Clone, Copy)]
 pub struct Context {
@@ -33,14 +79,15 @@ pub fn check(g: &Graph, data: &[u8], policy: &Policy) -> Vec<Finding> {
 }
 
 pub fn check_with(g: &Graph, data: &[u8], policy: &Policy, ctx: &Context) -> Vec<Finding> {
-    let mut out = Vec::new();
+    let mut out = Findings::default();
     let refused = check_globals(g, policy, ctx, &mut out);
-    link_call_sites(g, &refused, &mut out);
+    link_call_sites(g, &refused, &mut out.kept);
     check_calls(g, data, &mut out);
     check_mutations(g, data, policy, ctx, &mut out);
     check_persids(g, data, policy, &mut out);
     check_exts(g, &mut out);
     check_streams(g, ctx, &mut out);
+    let mut out = out.finish();
     out.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.offset.cmp(&b.offset)));
     out
 }
@@ -60,7 +107,7 @@ fn check_globals(
     g: &Graph,
     policy: &Policy,
     ctx: &Context,
-    out: &mut Vec<Finding>,
+    out: &mut Findings,
 ) -> HashMap<ValueId, usize> {
     let mut refused = HashMap::new();
     for gl in &g.globals {
@@ -77,8 +124,9 @@ fn check_globals(
                 format!("{why}; the imported name is decided at load time and cannot be checked"),
             );
             f.policy = Some(policy_note(policy));
-            refused.insert(gl.value, out.len());
-            out.push(f);
+            if let Some(i) = out.push(f) {
+                refused.insert(gl.value, i);
+            }
             continue;
         }
         if policy.allowed(&gl.module, &gl.name).is_some() || is_format_global(gl, ctx) {
@@ -111,8 +159,9 @@ fn check_globals(
         f.length = len;
         f.global = Some(q);
         f.policy = Some(policy_note(policy));
-        refused.insert(gl.value, out.len());
-        out.push(f);
+        if let Some(i) = out.push(f) {
+            refused.insert(gl.value, i);
+        }
     }
     refused
 }
@@ -137,7 +186,7 @@ fn link_call_sites(g: &Graph, refused: &HashMap<ValueId, usize>, out: &mut [Find
     }
 }
 
-fn check_calls(g: &Graph, data: &[u8], out: &mut Vec<Finding>) {
+fn check_calls(g: &Graph, data: &[u8], out: &mut Findings) {
     for call in &g.calls {
         let callee = g.value(call.callee);
         match callee.kind {
@@ -170,7 +219,7 @@ fn producer(g: &Graph, id: ValueId) -> Option<&Global> {
     }
 }
 
-fn check_mutations(g: &Graph, data: &[u8], policy: &Policy, ctx: &Context, out: &mut Vec<Finding>) {
+fn check_mutations(g: &Graph, data: &[u8], policy: &Policy, ctx: &Context, out: &mut Findings) {
     for m in &g.mutations {
         let target = g.value(m.target);
         let op = m.kind.opcode().name();
@@ -296,7 +345,7 @@ fn check_mutations(g: &Graph, data: &[u8], policy: &Policy, ctx: &Context, out: 
     }
 }
 
-fn check_persids(g: &Graph, data: &[u8], policy: &Policy, out: &mut Vec<Finding>) {
+fn check_persids(g: &Graph, data: &[u8], policy: &Policy, out: &mut Findings) {
     for &v in &g.persids {
         let Kind::PersId(pid) = g.value(v).kind else {
             continue;
@@ -329,7 +378,7 @@ fn check_persids(g: &Graph, data: &[u8], policy: &Policy, out: &mut Vec<Finding>
     }
 }
 
-fn check_exts(g: &Graph, out: &mut Vec<Finding>) {
+fn check_exts(g: &Graph, out: &mut Findings) {
     for &v in &g.exts {
         let val = g.value(v);
         let Kind::Ext(code) = val.kind else { continue };
@@ -350,7 +399,7 @@ fn check_exts(g: &Graph, out: &mut Vec<Finding>) {
     }
 }
 
-fn check_streams(g: &Graph, ctx: &Context, out: &mut Vec<Finding>) {
+fn check_streams(g: &Graph, ctx: &Context, out: &mut Findings) {
     for (i, s) in g.streams.iter().filter(|s| !s.nested).enumerate() {
         if i >= ctx.expected_streams {
             out.push(Finding::new(
@@ -406,5 +455,53 @@ fn check_streams(g: &Graph, ctx: &Context, out: &mut Vec<Finding>) {
         );
         f.length = t.len;
         out.push(f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pickle::vm::{self, Budgets};
+
+    /// Protocol 2: `n` times `GLOBAL os system; POP`, then `None` and STOP.
+    fn refused_globals(n: usize) -> Vec<u8> {
+        let mut p = vec![0x80, 2];
+        for _ in 0..n {
+            p.extend_from_slice(b"cos\nsystem\n0");
+        }
+        p.extend_from_slice(b"N.");
+        p
+    }
+
+    #[test]
+    fn findings_are_capped_per_rule_with_a_count() {
+        let policy = crate::policy::builtin_default().unwrap_or_else(|e| panic!("{e}"));
+        let data = refused_globals(MAX_FINDINGS_PER_RULE + 500);
+        let g = vm::analyze(&data, 0, Budgets::default());
+        let out = check(&g, &data, &policy);
+        let exec = out.iter().filter(|f| f.rule == Rule::CodeExecution).count();
+        assert_eq!(exec, MAX_FINDINGS_PER_RULE);
+        let budget: Vec<&Finding> = out
+            .iter()
+            .filter(|f| f.rule == Rule::BudgetExceeded)
+            .collect();
+        assert_eq!(budget.len(), 1, "{out:?}");
+        assert!(
+            budget[0]
+                .message
+                .starts_with("500 more `code-execution` finding(s) in this pickle are not listed"),
+            "{}",
+            budget[0].message
+        );
+        // The first dropped GLOBAL: 2 bytes of header, 12 bytes per GLOBAL+POP.
+        assert_eq!(budget[0].offset, 2 + 12 * MAX_FINDINGS_PER_RULE as u64);
+        assert!(budget[0].severity.fails());
+
+        // Below the cap nothing changes.
+        let data = refused_globals(3);
+        let g = vm::analyze(&data, 0, Budgets::default());
+        let out = check(&g, &data, &policy);
+        assert_eq!(out.len(), 3);
+        assert!(out.iter().all(|f| f.rule == Rule::CodeExecution));
     }
 }

@@ -15,6 +15,82 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set once stdout is gone (the reader closed the pipe, `| head`): later output is
+/// dropped and the command finishes with its usual exit code.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Writes `text` to stdout. A closed pipe (EPIPE) ends output quietly; any other write
+/// error is reported once on stderr and returned.
+fn write_stdout(text: &str) -> std::io::Result<()> {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                Ok(())
+            } else {
+                eprintln!("picklegate: error: cannot write to stdout: {e}");
+                Err(e)
+            }
+        }
+    }
+}
+
+/// `println!` through [`write_stdout`]: never panics on a closed pipe.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        let mut line = format!($($t)*);
+        line.push('\n');
+        let _ = write_stdout(&line);
+    }};
+}
+
+/// A buffered `fmt::Write` over [`write_stdout`], for listings written piece by piece.
+struct StdoutText {
+    buf: String,
+    failed: bool,
+}
+
+impl StdoutText {
+    const CHUNK: usize = 1 << 16;
+
+    fn new() -> Self {
+        StdoutText {
+            buf: String::new(),
+            failed: false,
+        }
+    }
+
+    /// Writes what is buffered; false when stdout failed (other than a closed pipe).
+    fn finish(&mut self) -> bool {
+        if !self.buf.is_empty() {
+            self.failed |= write_stdout(&self.buf).is_err();
+            self.buf.clear();
+        }
+        !self.failed
+    }
+}
+
+impl std::fmt::Write for StdoutText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.buf.push_str(s);
+        if self.buf.len() >= Self::CHUNK {
+            self.finish();
+        }
+        Ok(())
+    }
+}
+
+/// Text from the input (paths, member names, messages) escaped for a terminal.
+fn esc(s: impl std::fmt::Display) -> String {
+    report::term::escape(&s.to_string()).into_owned()
+}
 
 #[derive(Parser)]
 #[command(name = "picklegate", version, about = "Keeps malicious pickles out of git repositories", long_about = None)]
@@ -245,7 +321,7 @@ pub fn main() -> i32 {
             PolicyCommand::Explain { paths, config } => run_explain(&paths, &config),
             PolicyCommand::Learn { paths, name } => run_learn(&paths, &name),
             PolicyCommand::Schema => {
-                println!("{}", config::schema());
+                outln!("{}", config::schema());
                 0
             }
         },
@@ -311,7 +387,7 @@ fn load_config_with_presets(
         return Ok(config);
     }
     config.with_presets(presets).map_err(|e| {
-        eprintln!("picklegate: error: {e}");
+        eprintln!("picklegate: error: {}", esc(e));
         2
     })
 }
@@ -593,7 +669,7 @@ fn run_scan(
     let (cli_levels, side) = match (parse_levels(levels), parse_reports(side)) {
         (Ok(l), Ok(s)) => (l, s),
         (Err(e), _) | (_, Err(e)) => {
-            eprintln!("picklegate: error: {e}");
+            eprintln!("picklegate: error: {}", esc(e));
             return 2;
         }
     };
@@ -616,7 +692,7 @@ fn run_scan(
             Targets::Files(paths)
         }
         Err(e) => {
-            eprintln!("picklegate: error: {e}");
+            eprintln!("picklegate: error: {}", esc(e));
             return 2;
         }
     };
@@ -702,14 +778,17 @@ fn run_scan(
         }
     }
     let text = render(format, &reports, color(std::io::stdout().is_terminal()));
-    let mut stdout = std::io::stdout().lock();
-    if writeln!(stdout, "{}", text.trim_end()).is_err() {
+    let mut text = text.trim_end().to_string();
+    text.push('\n');
+    if write_stdout(&text).is_err() {
         return 2;
     }
-    drop(stdout);
     for (f, path) in &side {
         if let Err(e) = sanitize::write_atomically(path, render(*f, &reports, false).as_bytes()) {
-            eprintln!("picklegate: error: cannot write {}: {e}", path.display());
+            eprintln!(
+                "picklegate: error: cannot write {}: {e}",
+                esc(path.display())
+            );
             return 2;
         }
     }
@@ -767,7 +846,8 @@ fn fix_reports(reports: &[FileReport], targets: &Targets, config: &Config, stage
                 let Some(data) = data else {
                     eprintln!(
                         "picklegate: error: {}: cannot read blob {}",
-                        r.path, src.blob
+                        esc(&r.path),
+                        src.blob
                     );
                     code = 2;
                     continue;
@@ -793,24 +873,31 @@ fn fix_reports(reports: &[FileReport], targets: &Targets, config: &Config, stage
                 output, changes, ..
             }) => {
                 if let Err(e) = output.commit(&target) {
-                    eprintln!("picklegate: error: cannot write {}: {e}", target.display());
+                    eprintln!(
+                        "picklegate: error: cannot write {}: {e}",
+                        esc(target.display())
+                    );
                     code = 2;
                     continue;
                 }
                 eprintln!(
                     "picklegate: {}: sanitized ({} change(s))",
-                    r.path,
+                    esc(&r.path),
                     changes.len()
                 );
                 staged.push(r.path.clone());
             }
             Ok(sanitize::Outcome::Clean) => {}
             Err(sanitize::SanitizeError::Refused(why)) => {
-                eprintln!("picklegate: {}: cannot be sanitized: {why}", r.path);
+                eprintln!(
+                    "picklegate: {}: cannot be sanitized: {}",
+                    esc(&r.path),
+                    esc(why)
+                );
                 code = code.max(1);
             }
             Err(e) => {
-                eprintln!("picklegate: error: {e}");
+                eprintln!("picklegate: error: {}", esc(e));
                 code = 2;
             }
         }
@@ -824,7 +911,10 @@ fn fix_reports(reports: &[FileReport], targets: &Targets, config: &Config, stage
                 idx.write()
             });
             if let Err(e) = added {
-                eprintln!("picklegate: error: cannot stage the sanitized files: {e}");
+                eprintln!(
+                    "picklegate: error: cannot stage the sanitized files: {}",
+                    esc(e)
+                );
                 return 2;
             }
         }
@@ -836,7 +926,9 @@ fn fix_reports(reports: &[FileReport], targets: &Targets, config: &Config, stage
 fn warn_unused(config: &Config, used_exceptions: &std::collections::HashSet<policy::Origin>) {
     for (entry, origin) in config.unused_allow_entries() {
         eprintln!(
-            "picklegate: warning: allow entry `{entry}` ({origin}) matched nothing in this scan"
+            "picklegate: warning: allow entry `{}` ({}) matched nothing in this scan",
+            esc(entry),
+            esc(origin)
         );
     }
     for ex in config
@@ -846,7 +938,8 @@ fn warn_unused(config: &Config, used_exceptions: &std::collections::HashSet<poli
     {
         eprintln!(
             "picklegate: warning: exception for `{}` ({}) matched nothing in this scan",
-            ex.path, ex.origin
+            esc(&ex.path),
+            esc(&ex.origin)
         );
     }
 }
@@ -869,7 +962,7 @@ fn run_check(args: &ConfigArgs) -> i32 {
             if !c.warnings.is_empty() {
                 return 2;
             }
-            println!("{}: ok", file.display());
+            outln!("{}: ok", esc(file.display()));
             0
         }
         Err(diags) => {
@@ -886,15 +979,15 @@ fn run_explain(paths: &[PathBuf], args: &ConfigArgs) -> i32 {
         Err(code) => return code,
     };
     let from = match &config.file {
-        Some(f) => f.display().to_string(),
+        Some(f) => esc(f.display()),
         None => "the built-in default (no .picklegate.yaml)".into(),
     };
     for p in paths {
         let rel = config.relative(p);
-        println!("{rel}");
-        println!("  configuration: {from}");
+        outln!("{}", esc(&rel));
+        outln!("  configuration: {from}");
         if config.is_excluded(&rel) {
-            println!("  excluded: yes (matches `exclude`), never scanned");
+            outln!("  excluded: yes (matches `exclude`), never scanned");
             continue;
         }
         let (policy, choice) = config.policy_for(&rel);
@@ -904,16 +997,17 @@ fn run_explain(paths: &[PathBuf], args: &ConfigArgs) -> i32 {
                 pattern,
                 origin,
             } => {
-                format!("rule #{index} ({origin}) matches `{pattern}`")
+                format!("rule #{index} ({}) matches `{}`", esc(origin), esc(pattern))
             }
             config::Choice::Default => "no rule matches; the configuration's `default`".into(),
             config::Choice::Builtin => "no configuration; the built-in default".into(),
         };
-        println!(
+        outln!(
             "  policy: {} ({}), because {why}",
-            policy.name, policy.origin
+            esc(&policy.name),
+            esc(&policy.origin)
         );
-        println!(
+        outln!(
             "  allows {} globals; build: {}; persistent ids: {}",
             policy.allow_count(),
             policy.build.as_str(),
@@ -923,10 +1017,10 @@ fn run_explain(paths: &[PathBuf], args: &ConfigArgs) -> i32 {
         match config.exceptions.iter().find(|e| e.path == rel) {
             Some(e) => {
                 let applies = config.exception_for(&rel, &mut digest).is_some();
-                println!(
+                outln!(
                     "  exception: {} ({}){}",
-                    e.reason,
-                    e.origin,
+                    esc(&e.reason),
+                    esc(&e.origin),
                     if applies {
                         ""
                     } else {
@@ -934,7 +1028,7 @@ fn run_explain(paths: &[PathBuf], args: &ConfigArgs) -> i32 {
                     }
                 );
             }
-            None => println!("  exception: none"),
+            None => outln!("  exception: none"),
         }
     }
     0
@@ -949,12 +1043,12 @@ fn run_learn(paths: &[PathBuf], name: &str) -> i32 {
     let (files, errors) = scan::collect(&paths);
     for e in &errors {
         if let Some(msg) = &e.error {
-            eprintln!("picklegate: error: {msg}");
+            eprintln!("picklegate: error: {}", esc(msg));
         }
     }
     match learn::learn(&files, name) {
         Ok(yaml) => {
-            print!("{yaml}");
+            let _ = write_stdout(&yaml);
             if errors.is_empty() {
                 0
             } else {
@@ -962,7 +1056,7 @@ fn run_learn(paths: &[PathBuf], name: &str) -> i32 {
             }
         }
         Err(e) => {
-            eprintln!("picklegate: error: {e}");
+            eprintln!("picklegate: error: {}", esc(e));
             2
         }
     }
@@ -1026,28 +1120,35 @@ fn run_sanitize(
                     "offset": c.offset, "action": c.action, "what": c.what
                 })).collect::<Vec<_>>(),
             });
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         } else {
             for c in changes {
-                println!(
+                outln!(
                     "{}: byte {}: {} {}",
-                    file.display(),
+                    esc(file.display()),
                     c.offset,
-                    c.action,
-                    c.what
+                    esc(c.action),
+                    esc(&c.what)
                 );
             }
             match (status, reason, written) {
                 ("clean", _, _) => {
-                    println!("{}: nothing outside policy; left untouched", file.display())
+                    outln!(
+                        "{}: nothing outside policy; left untouched",
+                        esc(file.display())
+                    )
                 }
-                ("sanitized", _, Some(w)) => println!(
+                ("sanitized", _, Some(w)) => outln!(
                     "{}: sanitized replacement written to {}",
-                    file.display(),
-                    w.display()
+                    esc(file.display()),
+                    esc(w.display())
                 ),
                 (_, Some(r), _) => {
-                    eprintln!("picklegate: {}: cannot be sanitized: {r}", file.display())
+                    eprintln!(
+                        "picklegate: {}: cannot be sanitized: {}",
+                        esc(file.display()),
+                        esc(r)
+                    )
                 }
                 _ => {}
             }
@@ -1078,14 +1179,17 @@ fn run_sanitize(
                 if let Err(e) = sanitize::copy_atomically(file, Path::new(&orig)) {
                     eprintln!(
                         "picklegate: error: cannot keep a backup of {}: {e}",
-                        file.display()
+                        esc(file.display())
                     );
                     replacement.discard();
                     return 2;
                 }
             }
             if let Err(e) = replacement.commit(target) {
-                eprintln!("picklegate: error: cannot write {}: {e}", target.display());
+                eprintln!(
+                    "picklegate: error: cannot write {}: {e}",
+                    esc(target.display())
+                );
                 return 2;
             }
             emit("sanitized", &changes, None, Some(target));
@@ -1096,7 +1200,7 @@ fn run_sanitize(
             1
         }
         Err(e) => {
-            eprintln!("picklegate: error: {e}");
+            eprintln!("picklegate: error: {}", esc(e));
             2
         }
     }
@@ -1106,7 +1210,10 @@ fn run_disasm(file: &PathBuf, format: DisasmFormat, plain: bool) -> i32 {
     let data = match std::fs::read(file) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("picklegate: error: cannot read {}: {e}", file.display());
+            eprintln!(
+                "picklegate: error: cannot read {}: {e}",
+                esc(file.display())
+            );
             return 2;
         }
     };
@@ -1115,13 +1222,14 @@ fn run_disasm(file: &PathBuf, format: DisasmFormat, plain: bool) -> i32 {
         (_, true) => Style::Plain,
         _ => Style::Annotated,
     };
-    let out = disasm::disassemble(&file.display().to_string(), &data, style);
-    let mut stdout = std::io::stdout().lock();
-    if write!(stdout, "{out}").is_err() {
-        return 2;
-    }
+    let mut out = StdoutText::new();
+    disasm::disassemble_into(&file.display().to_string(), &data, style, &mut out);
     if style == Style::Json {
-        let _ = writeln!(stdout);
+        out.buf.push('\n');
     }
-    0
+    if out.finish() {
+        0
+    } else {
+        2
+    }
 }

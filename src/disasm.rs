@@ -6,6 +6,7 @@ use crate::pickle::graph::{Graph, Kind};
 use crate::pickle::op::Opcode;
 use crate::pickle::pyrepr::pickletools_arg_repr;
 use crate::pickle::vm::{self, Budgets};
+use crate::report::term::escape;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
@@ -61,6 +62,21 @@ fn annotations(g: &Graph, data: &[u8]) -> BTreeMap<u64, Vec<String>> {
     a
 }
 
+/// MARK depth shown as indentation; deeper lines keep this much and say how deep they are,
+/// so a pickle of nested MARKs cannot make the listing quadratic in its size.
+pub const MAX_INDENT_DEPTH: usize = 200;
+
+/// pickletools' indentation for `depth` open MARKs (4 spaces each), capped at
+/// [`MAX_INDENT_DEPTH`] levels followed by a `[depth N] ` marker.
+fn push_indent(line: &mut String, depth: usize) {
+    for _ in 0..depth.min(MAX_INDENT_DEPTH) {
+        line.push_str("    ");
+    }
+    if depth > MAX_INDENT_DEPTH {
+        let _ = write!(line, "[depth {depth}] ");
+    }
+}
+
 /// Emulates `pickletools.dis` bookkeeping: stack of mark/other, markstack, memo keys.
 struct DisState {
     stack: Vec<bool>, // true = markobject
@@ -87,13 +103,9 @@ impl DisState {
         } else {
             (code.code() as char).to_string()
         };
-        let mut line = format!(
-            "{:5}: {:<4} {}{}",
-            offset,
-            code_repr,
-            "    ".repeat(self.markstack.len()),
-            info.name
-        );
+        let mut line = format!("{:5}: {:<4} ", offset, code_repr);
+        push_indent(&mut line, self.markstack.len());
+        line.push_str(info.name);
         self.maxproto = self.maxproto.max(info.proto as i32);
         let mut numtopop = info.pops as usize;
         let mut markmsg: Option<String> = None;
@@ -218,13 +230,20 @@ pub enum Style {
 }
 
 pub fn disassemble(path: &str, data: &[u8], style: Style) -> String {
+    let mut out = String::new();
+    disassemble_into(path, data, style, &mut out);
+    out
+}
+
+/// [`disassemble`], written to `out` as it is produced (the text listing is never held
+/// whole; JSON is serialised at the end).
+pub fn disassemble_into<W: Write>(path: &str, data: &[u8], style: Style, out: &mut W) {
     let g = vm::analyze(data, 0, Budgets::default());
     let notes = if style == Style::Annotated {
         annotations(&g, data)
     } else {
         BTreeMap::new()
     };
-    let mut out = String::new();
     let mut json_streams = Vec::new();
     let stream_count = g.streams.len();
     for (si, s) in g.streams.iter().enumerate() {
@@ -258,7 +277,8 @@ pub fn disassemble(path: &str, data: &[u8], style: Style) -> String {
                 let _ = writeln!(out, "{line}");
                 if let Some(n) = notes.get(&op.offset) {
                     for note in n {
-                        let _ = writeln!(out, "{:7}; {note}", "");
+                        // Notes quote names from the input: escaped for the terminal.
+                        let _ = writeln!(out, "{:7}; {}", "", escape(note));
                     }
                 }
                 if let Some(e) = arg_error.clone().or(err) {
@@ -266,12 +286,14 @@ pub fn disassemble(path: &str, data: &[u8], style: Style) -> String {
                 }
             }
             let stop = op.code == Opcode::Stop;
-            ops.push(JsonOp {
-                offset: op.offset,
-                name: op.code.name(),
-                arg,
-                arg_error,
-            });
+            if style == Style::Json {
+                ops.push(JsonOp {
+                    offset: op.offset,
+                    name: op.code.name(),
+                    arg,
+                    arg_error,
+                });
+            }
             // Like pickletools, the listing runs to STOP even past the opcode where loading
             // fails; the VM's error is reported after it.
             if stop {
@@ -289,9 +311,9 @@ pub fn disassemble(path: &str, data: &[u8], style: Style) -> String {
             }
             if style == Style::Annotated {
                 if let Some(e) = &error {
-                    let _ = writeln!(out, "error: {e}");
+                    let _ = writeln!(out, "error: {}", escape(e));
                 } else if let Some(e) = &dis_error {
-                    let _ = writeln!(out, "note: pickletools would stop here: {e}");
+                    let _ = writeln!(out, "note: pickletools would stop here: {}", escape(e));
                 }
             }
         }
@@ -328,9 +350,8 @@ pub fn disassemble(path: &str, data: &[u8], style: Style) -> String {
             path,
             streams: json_streams,
         };
-        return serde_json::to_string(&j).unwrap_or_default();
+        let _ = out.write_str(&serde_json::to_string(&j).unwrap_or_default());
     }
-    out
 }
 
 /// Disassembly lines around `primary` and `related` offsets of one pickle stream in
@@ -450,5 +471,49 @@ fn find_stream_start(data: &[u8], base: u64, offset: u64) -> Option<u64> {
             }
             _ => return None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `depth` lists nested with MARK/APPENDS: `](` per level, `]`, then an APPENDS each.
+    fn nested_marks(depth: usize) -> Vec<u8> {
+        let mut p = vec![0x80, 2];
+        for _ in 0..depth {
+            p.extend_from_slice(b"](");
+        }
+        p.push(b']');
+        p.extend(std::iter::repeat_n(b'e', depth));
+        p.push(b'.');
+        p
+    }
+
+    #[test]
+    fn shallow_marks_indent_like_pickletools() {
+        // `python -m pickletools` output for this pickle.
+        let want = "    0: \\x80 PROTO      2\n    2: ]    EMPTY_LIST\n    3: (    MARK\n    4: ]        EMPTY_LIST\n    5: (        MARK\n    6: ]            EMPTY_LIST\n    7: e            APPENDS    (MARK at 5)\n    8: e        APPENDS    (MARK at 3)\n    9: .    STOP\nhighest protocol among opcodes = 2\n";
+        assert_eq!(disassemble("t", &nested_marks(2), Style::Plain), want);
+    }
+
+    #[test]
+    fn deep_marks_have_bounded_indentation() {
+        let depth = 30_000; // a 60 KB pickle
+        let out = disassemble("t", &nested_marks(depth), Style::Plain);
+        let longest = out.lines().map(str::len).max().unwrap_or(0);
+        assert!(longest < 4 * MAX_INDENT_DEPTH + 64, "{longest}");
+        assert!(out.ends_with("highest protocol among opcodes = 2\n"));
+        let line = |off: usize| {
+            out.lines()
+                .find(|l| l.starts_with(&format!("{off:5}: ")))
+                .unwrap_or_default()
+                .to_string()
+        };
+        let cap = "    ".repeat(MAX_INDENT_DEPTH);
+        // The MARK at 3 + 2k is shown at depth k: 200 exactly, 201 with the marker.
+        assert!(line(3 + 2 * MAX_INDENT_DEPTH).ends_with(&format!(": (    {cap}MARK")));
+        assert!(line(5 + 2 * MAX_INDENT_DEPTH).ends_with(&format!(": (    {cap}[depth 201] MARK")));
+        assert!(line(2 + 2 * depth).ends_with(&format!("{cap}[depth {depth}] EMPTY_LIST")));
     }
 }

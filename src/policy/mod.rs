@@ -240,6 +240,9 @@ pub fn diag_at(file: &str, l: &Location, message: String, label: &str) -> Diag {
     Diag::new(file, message).at(line, col, span).label(label)
 }
 
+/// How many policies one `extends` chain may stack (the presets use two or three).
+pub const MAX_EXTENDS_DEPTH: usize = 64;
+
 /// A resolved policy: every `extends` flattened.
 #[derive(Debug)]
 pub struct Policy {
@@ -411,14 +414,25 @@ impl PolicySet {
             used: Mutex::new(HashSet::new()),
         };
         let mut path = vec![name.to_string()];
-        self.merge_into(&mut policy, name, &mut path)?;
+        let mut merged = HashSet::new();
+        self.merge_into(&mut policy, name, &mut path, &mut merged)?;
         Ok(policy)
     }
 
-    fn merge_into(&self, p: &mut Policy, name: &str, path: &mut Vec<String>) -> Result<(), Diag> {
+    /// Merges `name`'s parents (depth first, in order), then `name` itself, into `p`.
+    /// Each policy is merged once per resolution (`merged`), so a diamond of `extends`
+    /// costs its number of edges, not its number of paths.
+    fn merge_into(
+        &self,
+        p: &mut Policy,
+        name: &str,
+        path: &mut Vec<String>,
+        merged: &mut HashSet<String>,
+    ) -> Result<(), Diag> {
         let Some(raw) = self.defs.get(name) else {
             return Err(Diag::new("<policies>", format!("unknown policy `{name}`")));
         };
+        merged.insert(name.to_string());
         for parent in &raw.def.extends {
             if path.contains(&parent.value) {
                 path.push(parent.value.clone());
@@ -441,8 +455,23 @@ impl PolicySet {
                     "no such policy",
                 ));
             }
+            if merged.contains(&parent.value) {
+                continue;
+            }
+            if path.len() >= MAX_EXTENDS_DEPTH {
+                return Err(diag_at(
+                    &raw.file,
+                    &parent.referenced,
+                    format!(
+                        "policy `extends` chain deeper than {MAX_EXTENDS_DEPTH} levels: {} -> {}",
+                        path.join(" -> "),
+                        parent.value
+                    ),
+                    "too deep",
+                ));
+            }
             path.push(parent.value.clone());
-            self.merge_into(p, &parent.value, path)?;
+            self.merge_into(p, &parent.value, path, merged)?;
             path.pop();
         }
         let origin = |l: &Location| Origin {
@@ -638,6 +667,69 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert_eq!(err, "t.yaml:6:15: policy `extends` cycle: a -> b -> a");
+    }
+
+    /// `extends: [l{i+1}a, l{i+1}b]` for two policies per level: 2^depth paths to the bottom.
+    fn diamond(depth: usize) -> String {
+        let mut y = String::from("version: 1\npolicies:\n");
+        for i in 0..depth {
+            for side in ["a", "b"] {
+                y.push_str(&format!(
+                    "  l{i}{side}:\n    extends: [l{}a, l{}b]\n",
+                    i + 1,
+                    i + 1
+                ));
+            }
+        }
+        for side in ["a", "b"] {
+            y.push_str(&format!(
+                "  l{depth}{side}:\n    allow: [collections.OrderedDict]\n    deny: [x.y]\n"
+            ));
+        }
+        y
+    }
+
+    #[test]
+    fn extends_diamonds_resolve_each_policy_once() {
+        let s = set(&diamond(40));
+        let started = std::time::Instant::now();
+        let p = s.resolve("l0a").unwrap_or_else(|e| panic!("{e}"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert!(p.allowed("collections", "OrderedDict").is_some());
+        assert_eq!(p.patterns.len(), 0);
+        assert_eq!(p.deny.len(), 1);
+        // Cycles are still found, with their location, through shared parents.
+        let mut y = diamond(3);
+        y.push_str("  l0c:\n    extends: [l1a, l0d]\n  l0d:\n    extends: [l1b, l0c]\n");
+        let s = set(&y);
+        let err = s
+            .resolve("l0c")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.ends_with("policy `extends` cycle: l0c -> l0d -> l0c"),
+            "{err}"
+        );
+        assert!(err.starts_with("t.yaml:"), "{err}");
+    }
+
+    #[test]
+    fn extends_chains_have_a_depth_limit() {
+        let mut y = String::from("version: 1\npolicies:\n");
+        for i in 0..100 {
+            y.push_str(&format!("  p{i}:\n    extends: [p{}]\n", i + 1));
+        }
+        y.push_str("  p100: {}\n");
+        let s = set(&y);
+        let err = s
+            .resolve("p0")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("deeper than 64 levels"), "{err}");
+        assert!(err.starts_with("t.yaml:"), "{err}");
+        assert!(s.resolve("p50").is_ok());
     }
 
     #[test]

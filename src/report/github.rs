@@ -6,11 +6,23 @@ use crate::finding::{Finding, Severity};
 use crate::scan::FileReport;
 use std::fmt::Write;
 
-/// Escaping for the message part of a workflow command.
+/// Escaping for the message part of a workflow command: `%`, CR and LF as the runner
+/// expects (`%25`, `%0D`, `%0A`); every other control character and bidi override is
+/// shown visibly (`\x1b`), so nothing from the input reaches the log viewer raw.
 pub fn escape_data(s: &str) -> String {
-    s.replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '\r' => out.push_str("%0D"),
+            '\n' => out.push_str("%0A"),
+            c if super::term::is_unsafe(c) => {
+                out.push_str(&super::term::escape(c.encode_utf8(&mut [0; 4])))
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Escaping for a property value (`file=`, `title=`): also `:` and `,`.
@@ -76,7 +88,7 @@ pub fn render(reports: &[FileReport]) -> String {
 }
 
 fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+    super::term::escape(&s.replace('|', "\\|").replace('\n', " ")).into_owned()
 }
 
 /// The markdown appended to `$GITHUB_STEP_SUMMARY`.
@@ -119,5 +131,16 @@ mod tests {
     fn escapes_like_the_actions_toolkit() {
         assert_eq!(escape_data("50%\r\nx"), "50%25%0D%0Ax");
         assert_eq!(escape_property("a:b,c%"), "a%3Ab%2Cc%25");
+    }
+
+    #[test]
+    fn workflow_commands_escape_terminal_controls() {
+        assert_eq!(escape_data("a\x1b[2Jb\u{202e}"), "a\\x1b[2Jb\\u{202e}");
+        assert_eq!(
+            escape_property("x\x1b]8;;u\x07:,%\n"),
+            "x\\x1b]8;;u\\x07%3A%2C%25%0A"
+        );
+        // `::` inside a property cannot end the command early.
+        assert_eq!(escape_property("a::error b"), "a%3A%3Aerror b");
     }
 }

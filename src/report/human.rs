@@ -3,6 +3,7 @@
 //! opcode, related labels at call sites), with the policy as `note:` and the fix as
 //! `help:`; then a summary line. Colour only when asked for (terminal, FORCE_COLOR).
 
+use super::term::{escape, escape_lines_mapped};
 use super::Summary;
 use crate::config::Level as GateLevel;
 use crate::finding::{Finding, Severity};
@@ -21,32 +22,45 @@ fn level(f: &Finding) -> Level<'static> {
 
 fn primary_label(f: &Finding) -> String {
     match &f.global {
-        Some(g) => format!("{} `{g}`", f.rule.id()),
+        Some(g) => format!("{} `{}`", f.rule.id(), escape(g)),
         None => f.rule.id().to_string(),
     }
 }
 
 fn render_finding(path: &str, f: &Finding, renderer: &Renderer) -> String {
+    // Everything below may come from the input: escaped before it reaches a terminal.
+    let path = escape(path);
     let place = match &f.member {
-        Some(m) => format!("{path}!{m}"),
+        Some(m) => format!("{path}!{}", escape(m)),
         None => path.to_string(),
     };
-    let policy = f.policy.as_ref().map(|p| format!("policy {p}"));
+    let policy = f.policy.as_ref().map(|p| format!("policy {}", escape(p)));
     let located = format!("{place} @ byte {}", f.offset);
-    let title = level(f).primary_title(&f.message).id(f.rule.id());
+    let message = escape(&f.message);
+    let title = level(f).primary_title(message.as_ref()).id(f.rule.id());
     let mut group = match &f.excerpt {
         Some(ex) => {
+            let (mut p0, mut p1) = ex.primary;
+            let mut related: Vec<(usize, usize, String)> = ex
+                .related
+                .iter()
+                .map(|(s, e, l)| (*s, *e, escape(l).into_owned()))
+                .collect();
+            let text = {
+                let mut offsets: Vec<&mut usize> = vec![&mut p0, &mut p1];
+                for (s, e, _) in &mut related {
+                    offsets.push(s);
+                    offsets.push(e);
+                }
+                escape_lines_mapped(&ex.text, &mut offsets).into_owned()
+            };
             // The listing carries byte offsets; excerpt line numbers would mislead.
-            let mut snippet = Snippet::source(&ex.text)
+            let mut snippet = Snippet::source(text)
                 .line_numbering(false)
                 .fold(false)
-                .annotation(
-                    AnnotationKind::Primary
-                        .span(ex.primary.0..ex.primary.1)
-                        .label(primary_label(f)),
-                );
-            for (s, e, label) in &ex.related {
-                snippet = snippet.annotation(AnnotationKind::Context.span(*s..*e).label(label));
+                .annotation(AnnotationKind::Primary.span(p0..p1).label(primary_label(f)));
+            for (s, e, label) in related {
+                snippet = snippet.annotation(AnnotationKind::Context.span(s..e).label(label));
             }
             // The place goes in a note: an origin line would append excerpt line:column.
             Group::with_title(title)
@@ -56,7 +70,11 @@ fn render_finding(path: &str, f: &Finding, renderer: &Renderer) -> String {
         None => {
             let mut g = Group::with_title(title).element(annotate_snippets::Origin::path(&located));
             for r in &f.related {
-                g = g.element(Level::NOTE.message(format!("byte {}: {}", r.offset, r.label)));
+                g = g.element(Level::NOTE.message(format!(
+                    "byte {}: {}",
+                    r.offset,
+                    escape(&r.label)
+                )));
             }
             g
         }
@@ -77,7 +95,8 @@ pub fn render(reports: &[FileReport], color: bool) -> String {
     let mut out = String::new();
     for r in reports {
         if let Some(e) = &r.error {
-            let g = Group::with_title(Level::ERROR.primary_title(e.as_str()));
+            let e = escape(e);
+            let g = Group::with_title(Level::ERROR.primary_title(e.as_ref()));
             let _ = writeln!(out, "{}\n", renderer.render(&[g]));
             continue;
         }
@@ -85,7 +104,12 @@ pub fn render(reports: &[FileReport], color: bool) -> String {
             let _ = writeln!(out, "{}\n", render_finding(&r.path, f, &renderer));
         }
         if let Some(ex) = &r.exception {
-            let _ = writeln!(out, "note: {}: findings waived by exception {ex}\n", r.path);
+            let _ = writeln!(
+                out,
+                "note: {}: findings waived by exception {}\n",
+                escape(&r.path),
+                escape(ex)
+            );
         }
     }
     out.push_str(&summary_line(reports));

@@ -6,6 +6,7 @@ pub mod gitlab;
 pub mod human;
 pub mod json;
 pub mod sarif;
+pub mod term;
 
 use crate::scan::{FileReport, Status};
 
