@@ -775,7 +775,7 @@ fn zipfile_directory(blob: &dyn Blob, max_members: usize) -> Result<Archive, Zip
         };
         if h[6] > 63 {
             return refused(format!(
-                "NotImplementedError: zip file version {:.1}",
+                "zip file version {:.1} needs a newer zipfile (it raises, as for any version above 6.3)",
                 f64::from(h[6]) / 10.0
             ));
         }

