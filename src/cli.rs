@@ -174,6 +174,10 @@ enum Command {
         /// Override a rule's level: RULE=deny|warn|allow (repeatable).
         #[arg(long = "level", value_name = "RULE=LEVEL")]
         levels: Vec<String>,
+        /// Wall-clock limit per file in seconds (0: none); a file that reaches it is a
+        /// `budget-exceeded` finding. Default: the configuration's `budgets.timeout`, else 10.
+        #[arg(long, value_name = "SECONDS")]
+        timeout: Option<f64>,
         #[command(flatten)]
         config: ConfigArgs,
     },
@@ -211,6 +215,9 @@ enum Command {
         format: Format,
         #[arg(long = "preset", value_name = "NAME")]
         presets: Vec<String>,
+        /// Wall-clock limit per file in seconds (0: none); default as for `scan`.
+        #[arg(long, value_name = "SECONDS")]
+        timeout: Option<f64>,
         #[command(flatten)]
         config: ConfigArgs,
     },
@@ -264,6 +271,7 @@ pub fn main() -> i32 {
             fix_stage,
             presets,
             levels,
+            timeout,
             config,
         } => run_scan(
             paths,
@@ -274,6 +282,7 @@ pub fn main() -> i32 {
             &levels,
             &config,
             fix.then_some(fix_stage),
+            timeout,
         ),
         Command::Disasm {
             file,
@@ -288,6 +297,7 @@ pub fn main() -> i32 {
             rebuild,
             format,
             presets,
+            timeout,
             config,
         } => {
             if output.is_some() && files.len() != 1 {
@@ -311,6 +321,7 @@ pub fn main() -> i32 {
                         format,
                         &presets,
                         &config,
+                        timeout,
                     )
                 })
                 .max()
@@ -598,6 +609,21 @@ fn scan_blob(
         r.source = Some(source);
         return (r, None);
     }
+    if size > git::STREAM_BLOBS_ABOVE {
+        // Large blobs (checkpoints) are copied out in bounded chunks and scanned from disk
+        // with sparse reads; an LFS pointer is never this large.
+        return match git::spool_blob(repo, change.oid, &std::env::temp_dir()) {
+            Ok((temp, digest)) => {
+                let mut r = scan::scan_file_as(&temp.path, &change.path, policy, opts);
+                r.source = Some(source);
+                (r, Some(digest))
+            }
+            Err(e) => unreadable(
+                format!("{}: cannot read blob {}: {e}", change.path, change.oid),
+                source,
+            ),
+        };
+    }
     let data = match git::read_blob(repo, change.oid) {
         Ok(d) => d,
         Err(e) => {
@@ -655,6 +681,7 @@ fn run_scan(
     levels: &[String],
     args: &ConfigArgs,
     fix: Option<bool>,
+    timeout: Option<f64>,
 ) -> i32 {
     let known: Vec<&str> = policy::PRESETS.iter().map(|p| p.0).collect();
     for p in presets {
@@ -697,9 +724,14 @@ fn run_scan(
         }
     };
     let full_scan = paths.is_empty() && matches!(targets, Targets::Files(_));
+    let mut budget = config.budget;
+    if let Some(t) = timeout {
+        budget.limits.timeout = crate::budget::seconds(t);
+    }
     let opts = ScanOptions {
         excerpts: format == Format::Human || side.iter().any(|(f, _)| *f == Format::Human),
-        ..ScanOptions::default()
+        budgets: budget.vm,
+        limits: budget.limits,
     };
     let mut used_exceptions = std::collections::HashSet::new();
     let mut reports = Vec::new();
@@ -1074,6 +1106,21 @@ fn spool_next_to(target: &Path) -> sanitize::Options {
     }
 }
 
+/// Whether two paths name the same file (the same inode, so links count too).
+fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return x.dev() == y.dev() && x.ino() == y.ino();
+        }
+    }
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
 /// Where `sanitize` writes: `-o OUT`, or over the input (with a `.orig` unless `no_backup`).
 struct Destination<'a> {
     output: Option<&'a Path>,
@@ -1088,12 +1135,22 @@ fn run_sanitize(
     format: Format,
     presets: &[String],
     args: &ConfigArgs,
+    timeout: Option<f64>,
 ) -> i32 {
     let Destination {
         output,
-        in_place,
+        mut in_place,
         no_backup,
     } = *dest;
+    // `-o FILE` naming the input itself (or a link to it) is an in-place rewrite, with
+    // the backup `--in-place` keeps.
+    let output = match output {
+        Some(o) if same_file(o, file) => {
+            in_place = true;
+            None
+        }
+        o => o,
+    };
     if output.is_none() && !in_place {
         eprintln!("picklegate: error: say where to write: -o OUT or --in-place");
         return 2;
@@ -1104,6 +1161,11 @@ fn run_sanitize(
     };
     let rel = config.relative(file);
     let (policy, _) = config.policy_for(&rel);
+    let limit = match timeout {
+        Some(t) => crate::budget::seconds(t),
+        None => config.budget.limits.timeout,
+    };
+    let _clock = crate::budget::arm(limit);
     let json = format == Format::Json;
     let emit = |status: &str,
                 changes: &[sanitize::Change],

@@ -49,6 +49,9 @@ pub struct ConfigFile {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, Level>")]
     pub levels: BTreeMap<String, Spanned<Level>>,
+    /// Resource budgets for one file (memory, opcodes, decompressed bytes, findings, time).
+    #[serde(default)]
+    pub budgets: Option<crate::budget::BudgetsDef>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -188,6 +191,8 @@ pub struct Config {
     levels: HashMap<Rule, Level>,
     /// Non-fatal problems (e.g. expired exceptions).
     pub warnings: Vec<Diag>,
+    /// Resource budgets for one file (defaults, then the file's `budgets:`).
+    pub budget: crate::budget::Budget,
 }
 
 /// Today as `YYYY-MM-DD` (UTC), for exception expiry.
@@ -295,6 +300,7 @@ impl Config {
             exclude: parsed.exclude,
             exceptions: parsed.exceptions,
             levels: parsed.levels,
+            budgets: parsed.budgets,
         };
         match Self::build(
             Some(file.to_path_buf()),
@@ -329,8 +335,12 @@ impl Config {
         let mut exclude = GlobSetBuilder::new();
         let mut exceptions = Vec::new();
         let mut levels = HashMap::new();
+        let mut budget = crate::budget::Budget::default();
         let today = today();
         if let Some((display, rest)) = rest {
+            if let Some(def) = &rest.budgets {
+                budget = budget.with(def);
+            }
             for r in rest.rules {
                 let mut b = GlobSetBuilder::new();
                 let mut patterns = Vec::new();
@@ -529,6 +539,7 @@ impl Config {
             exceptions,
             levels,
             warnings,
+            budget,
         })
     }
 
@@ -692,6 +703,7 @@ pub struct Rest {
     exclude: Vec<Spanned<String>>,
     exceptions: Vec<Spanned<ExceptionDef>>,
     levels: BTreeMap<String, Spanned<Level>>,
+    budgets: Option<crate::budget::BudgetsDef>,
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! always read from the object database, never from the working tree.
 
 use git2::{Delta, DiffFindOptions, DiffOptions, ObjectType, Oid, Repository, Tree};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 const MODE_LINK: u32 = 0o120000;
 const MODE_SUBMODULE: u32 = 0o160000;
@@ -39,6 +39,8 @@ pub enum GitError {
     BadRange(String),
     #[error("CI detection: {0}")]
     Ci(String),
+    #[error("cannot copy the blob to a temp file: {0}")]
+    Spool(String),
     #[error(transparent)]
     Git(#[from] git2::Error),
 }
@@ -279,6 +281,80 @@ pub fn blob_size(repo: &Repository, oid: Oid) -> Result<u64, GitError> {
 
 pub fn read_blob(repo: &Repository, oid: Oid) -> Result<Vec<u8>, GitError> {
     Ok(repo.find_blob(oid)?.content().to_vec())
+}
+
+/// Blobs above this are copied to a temp file in bounded chunks and scanned from disk
+/// (sparse reads), never inflated into memory whole.
+pub const STREAM_BLOBS_ABOVE: u64 = 64 << 20;
+
+/// Copies a blob to a fresh temp file in `dir` without holding it in memory: libgit2's
+/// streaming reader for loose objects, else `git cat-file blob` (libgit2 cannot stream
+/// packed objects). Returns the file and the blob's sha256.
+pub fn spool_blob(
+    repo: &Repository,
+    oid: Oid,
+    dir: &Path,
+) -> Result<(crate::spool::TempFile, String), GitError> {
+    use sha2::Digest;
+    use std::io::{Read, Write};
+    let io_err = |e: std::io::Error| GitError::Spool(e.to_string());
+    let (mut file, path) = crate::spool::create_temp(dir, "blob").map_err(io_err)?;
+    let temp = crate::spool::TempFile { path };
+    let mut hasher = sha2::Sha256::new();
+    let mut copy = |r: &mut dyn Read| -> std::io::Result<u64> {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0u64;
+        loop {
+            let n = match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            hasher.update(&buf[..n]);
+            file.write_all(&buf[..n])?;
+            total += n as u64;
+        }
+        Ok(total)
+    };
+    let expected = blob_size(repo, oid)?;
+    let odb = repo.odb()?;
+    let copied = match odb.reader(oid) {
+        Ok((mut r, _, _)) => copy(&mut r).map_err(io_err)?,
+        Err(_) => {
+            let mut child = std::process::Command::new("git")
+                .arg("--git-dir")
+                .arg(repo.path())
+                .args(["cat-file", "blob"])
+                .arg(oid.to_string())
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .map_err(|e| GitError::Spool(format!("cannot run `git cat-file`: {e}")))?;
+            let n = match child.stdout.take() {
+                Some(mut out) => copy(&mut out).map_err(io_err)?,
+                None => 0,
+            };
+            let status = child.wait().map_err(io_err)?;
+            if !status.success() {
+                return Err(GitError::Spool(format!("`git cat-file blob {oid}` failed")));
+            }
+            n
+        }
+    };
+    if copied != expected {
+        return Err(GitError::Spool(format!(
+            "blob {oid} gave {copied} bytes, expected {expected}"
+        )));
+    }
+    file.flush().map_err(io_err)?;
+    let digest = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok((temp, digest))
 }
 
 /// A Git LFS pointer: (oid, size).

@@ -4,6 +4,7 @@
 //! abstract VM that models CPython's unpickler, and checks every effect (imports,
 //! calls, mutations, persistent ids, extension codes) against an allow-list policy.
 
+pub mod budget;
 pub mod check;
 pub mod cli;
 pub mod config;
@@ -19,3 +20,4 @@ pub mod policy;
 pub mod report;
 pub mod sanitize;
 pub mod scan;
+pub mod spool;

@@ -147,7 +147,13 @@ pub fn scan_bytes(name: &str, data: &[u8], policy: &Policy, opts: &ScanOptions) 
 /// Scans one file: sniffs its content, and walks containers down to every pickle.
 /// Large files are read only where their format says something lives.
 pub fn scan_file(path: &Path, policy: &Policy, opts: &ScanOptions) -> FileReport {
-    let display = path.display().to_string();
+    scan_file_as(path, &path.display().to_string(), policy, opts)
+}
+
+/// Scans the file at `path` as if it were named `display` (a git blob spooled to a temp
+/// file: its repository path decides the name-based rules and the report's path).
+pub fn scan_file_as(path: &Path, display: &str, policy: &Policy, opts: &ScanOptions) -> FileReport {
+    let display = display.to_string();
     let blob = match FileBlob::open(path) {
         Ok(b) => b,
         Err(e) => {
@@ -165,7 +171,7 @@ pub fn scan_file(path: &Path, policy: &Policy, opts: &ScanOptions) -> FileReport
             }
         }
     };
-    let name = path
+    let name = Path::new(&display)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();

@@ -90,33 +90,13 @@ pub fn sniff(head: &[u8]) -> Option<Codec> {
 pub enum DecompressError {
     #[error("decompressed size exceeds the budget of {0} bytes")]
     TooLarge(u64),
+    #[error("the decoder needs more than {0} bytes of memory for its dictionary")]
+    DecoderMemory(u64),
     #[error("corrupt {codec} stream: {message}")]
     Corrupt {
         codec: &'static str,
         message: String,
     },
-}
-
-/// A writer that refuses to grow past a limit (lzma-rs writes, it does not read).
-struct Capped {
-    buf: Vec<u8>,
-    limit: u64,
-    exceeded: bool,
-}
-
-impl Write for Capped {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        if self.buf.len() as u64 + data.len() as u64 > self.limit {
-            self.exceeded = true;
-            return Err(io::Error::other("budget"));
-        }
-        self.buf.extend_from_slice(data);
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 fn read_capped(
@@ -196,33 +176,67 @@ fn frames(
     Ok(out)
 }
 
-const XZ_MAGIC: &[u8] = b"\xfd7zXZ\x00";
+/// Decoder memory liblzma may use for one stream (dictionary and state). Python sets no
+/// limit; a header that asks for more than this is a budget finding, so a few bytes cannot
+/// make the scanner allocate gigabytes of dictionary.
+const LZMA_MEMLIMIT: u64 = 256 << 20;
 
-/// Splits concatenated .xz streams: a stream ends with the footer magic `YZ` at a 4-byte
-/// boundary; zero padding (a multiple of 4) may follow before the next header. A split
-/// inside compressed data that merely looks like this makes that stream fail to
-/// decompress: an error (a finding), never a silent pass.
-fn xz_streams(input: &[u8]) -> Vec<&[u8]> {
-    let mut parts = Vec::new();
-    let mut start = 0;
-    let mut i = 12;
-    while i + 2 <= input.len() {
-        if (i - start) % 4 == 0 && input[i - 2..i] == *b"YZ" {
-            let mut j = i;
-            while j < input.len() && input[j] == 0 {
-                j += 1;
+/// `.xz` and `.lzma` as Python's `lzma` module reads them (`LZMAFile`, `lzma.decompress`):
+/// liblzma's auto decoder, stream after stream; once a stream has ended, bytes that do
+/// not start a new one (padding, garbage) are ignored, and a later stream that breaks
+/// ends the output where it broke. Output is pulled through a bounded reader, so no
+/// stream (however large its blocks) materialises more than `limit` bytes.
+fn lzma_streams(input: &[u8], limit: u64, name: &'static str) -> Result<Vec<u8>, DecompressError> {
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    let mut first = true;
+    while pos < input.len() {
+        let stream = liblzma::stream::Stream::new_auto_decoder(LZMA_MEMLIMIT, 0).map_err(|e| {
+            DecompressError::Corrupt {
+                codec: name,
+                message: e.to_string(),
             }
-            if (j - i) % 4 == 0 && input[j..].starts_with(XZ_MAGIC) {
-                parts.push(&input[start..i]);
-                start = j;
-                i = j + 12;
-                continue;
+        })?;
+        let before = out.len();
+        let mut dec = liblzma::bufread::XzDecoder::new_stream(&input[pos..], stream);
+        let room = limit - out.len() as u64;
+        let r = (&mut dec).take(room + 1).read_to_end(&mut out);
+        match r {
+            Ok(_) if out.len() as u64 > limit => return Err(DecompressError::TooLarge(limit)),
+            Ok(_) => {}
+            Err(e) if is_memlimit(&e) => return Err(DecompressError::DecoderMemory(LZMA_MEMLIMIT)),
+            Err(e) if first => {
+                return Err(DecompressError::Corrupt {
+                    codec: name,
+                    message: e.to_string(),
+                })
             }
+            // Trailing bytes that are not a stream: Python ignores them.
+            Err(_) if out.len() == before => {
+                out.truncate(before);
+                break;
+            }
+            Err(_) => break,
         }
-        i += 1;
+        let used = dec.total_in() as usize;
+        if used == 0 {
+            break;
+        }
+        pos = pos.saturating_add(used);
+        first = false;
     }
-    parts.push(&input[start..]);
-    parts
+    Ok(out)
+}
+
+fn is_memlimit(e: &io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<liblzma::stream::Error>())
+        .is_some_and(|e| {
+            matches!(
+                e,
+                liblzma::stream::Error::MemLimit | liblzma::stream::Error::Mem
+            )
+        })
 }
 
 /// Decompresses `input` completely, failing once more than `limit` bytes come out.
@@ -248,30 +262,7 @@ pub fn decompress(codec: Codec, input: &[u8], limit: u64) -> Result<Vec<u8>, Dec
                 .map(|d| Box::new(d) as Box<dyn Read + '_>)
                 .map_err(|e| e.to_string())
         }),
-        Codec::Xz | Codec::Lzma => {
-            let mut out = Capped {
-                buf: Vec::new(),
-                limit,
-                exceeded: false,
-            };
-            let r = if codec == Codec::Xz {
-                // Python's lzma reads concatenated .xz streams (with zero padding between);
-                // lzma-rs reads one, so each is handed over on its own.
-                xz_streams(input).into_iter().try_for_each(|part| {
-                    lzma_rs::xz_decompress(&mut io::BufReader::new(part), &mut out)
-                })
-            } else {
-                lzma_rs::lzma_decompress(&mut io::BufReader::new(input), &mut out)
-            };
-            match r {
-                Ok(()) => Ok(out.buf),
-                Err(_) if out.exceeded => Err(DecompressError::TooLarge(limit)),
-                Err(e) => Err(DecompressError::Corrupt {
-                    codec: name,
-                    message: e.to_string(),
-                }),
-            }
-        }
+        Codec::Xz | Codec::Lzma => lzma_streams(input, limit, name),
     }
 }
 
@@ -312,14 +303,17 @@ pub fn compress(codec: Codec, input: &[u8]) -> io::Result<Vec<u8>> {
             ruzstd::encoding::CompressionLevel::Fastest,
         )),
         Codec::Xz | Codec::Lzma => {
-            let mut out = Vec::new();
-            let mut r = io::BufReader::new(input);
-            if codec == Codec::Xz {
-                lzma_rs::xz_compress(&mut r, &mut out)?;
+            // Python's lzma defaults: preset 6, CRC64 for .xz.
+            let stream = if codec == Codec::Xz {
+                liblzma::stream::Stream::new_easy_encoder(6, liblzma::stream::Check::Crc64)
             } else {
-                lzma_rs::lzma_compress(&mut r, &mut out)?;
+                liblzma::stream::LzmaOptions::new_preset(6)
+                    .and_then(|o| liblzma::stream::Stream::new_lzma_encoder(&o))
             }
-            Ok(out)
+            .map_err(io::Error::from)?;
+            let mut e = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
+            e.write_all(input)?;
+            e.finish()
         }
     }
 }
@@ -378,9 +372,6 @@ mod tests {
         let (a, b) = data.split_at(7_000);
         for codec in [Codec::Lz4, Codec::Zstd, Codec::Xz, Codec::Gzip, Codec::Bz2] {
             let mut packed = compress(codec, a).unwrap_or_default();
-            if codec == Codec::Xz {
-                packed.extend_from_slice(&[0, 0, 0, 0]);
-            }
             packed.extend(compress(codec, &[]).unwrap_or_default());
             packed.extend(compress(codec, b).unwrap_or_default());
             assert_eq!(
@@ -404,6 +395,48 @@ mod tests {
             decompress(Codec::Lz4, &skip, 1 << 20).ok().as_deref(),
             Some(&data[..])
         );
+    }
+
+    #[test]
+    fn lzma_trailing_bytes_after_a_stream_are_ignored_as_python_ignores_them() {
+        // `lzma.decompress(a + b"\0" * 4 + b)` and `LZMAFile` return only `a`: the
+        // padding does not start a stream, so it and everything after it are ignored.
+        let data: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        let (a, b) = data.split_at(7_000);
+        for codec in [Codec::Xz, Codec::Lzma] {
+            for pad in [&b"\0\0\0\0"[..], b"junk", b"\0\0\0"] {
+                let mut packed = compress(codec, a).unwrap_or_default();
+                packed.extend_from_slice(pad);
+                packed.extend(compress(codec, b).unwrap_or_default());
+                assert_eq!(
+                    decompress(codec, &packed, 1 << 20).ok().as_deref(),
+                    Some(a),
+                    "{codec:?} {pad:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn lzma_bombs_stop_at_the_budget_not_at_the_block() {
+        // One block of 64 MiB of zeros: the output is pulled in bounded reads, so the
+        // budget applies before the block is complete.
+        let zeros = vec![0u8; 64 << 20];
+        let packed = compress(Codec::Xz, &zeros).unwrap_or_default();
+        assert!(packed.len() < 64 << 10);
+        assert!(matches!(
+            decompress(Codec::Xz, &packed, 1 << 20),
+            Err(DecompressError::TooLarge(_))
+        ));
+        // An .lzma header asking for a 4 GiB dictionary: refused by the decoder's memory
+        // limit, never allocated.
+        let mut alone = vec![0x5d, 0xff, 0xff, 0xff, 0xff];
+        alone.extend_from_slice(&[0xff; 8]);
+        alone.extend_from_slice(&[0u8; 64]);
+        assert!(matches!(
+            decompress(Codec::Lzma, &alone, 1 << 20),
+            Err(DecompressError::DecoderMemory(_))
+        ));
     }
 
     #[test]

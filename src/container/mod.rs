@@ -52,17 +52,23 @@ pub struct Limits {
     pub max_members: usize,
     /// Largest single pickle read into memory.
     pub max_pickle_bytes: u64,
+    /// Findings kept for one file; the rest are counted in one summary finding.
+    pub max_findings: usize,
+    /// Wall-clock limit for one file (`crate::budget::arm`).
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_depth: 16,
-            max_total_decompressed: 4 << 30,
+            max_total_decompressed: 1 << 30,
             max_ratio: 200,
             ratio_floor: 64 << 20,
             max_members: 10_000,
             max_pickle_bytes: 8 << 30,
+            max_findings: 5_000,
+            timeout: Some(std::time::Duration::from_secs(10)),
         }
     }
 }
@@ -103,6 +109,13 @@ struct Walker<'p> {
     /// graph decides ([`vm::pickle_bearing`]), and nothing is reported if it says no.
     undecided: bool,
     readings: Vec<Reading>,
+    /// Findings past `max_findings`, by rule (reported as one summary finding).
+    dropped: std::collections::BTreeMap<Rule, usize>,
+    /// Rules with at least one kept finding: one finding of every rule is always kept,
+    /// so a rule's level still decides the exit code when the cap is reached.
+    kept_rules: std::collections::HashSet<Rule>,
+    /// The file's clock ran out (reported once).
+    timed_out: bool,
 }
 
 fn join(path: Option<&str>, seg: &str) -> String {
@@ -133,13 +146,34 @@ pub fn scan_blob(
         reading: PICKLE,
         undecided: false,
         readings: Vec::new(),
+        dropped: Default::default(),
+        kept_rules: Default::default(),
+        timed_out: false,
     };
+    let _clock = crate::budget::arm(limits.timeout);
     let format = w.scan(blob, None, 0);
     // Only content some loader actually reads a pickle from is a disguise: a float
     // `.npy` or a zip of text under an image name is not.
     let bearing = w.streams > 0;
     if let Some(f) = extension_mismatch(name, format).filter(|_| bearing) {
-        w.findings.push(f);
+        w.push(f, None);
+    }
+    if !w.dropped.is_empty() {
+        let total: usize = w.dropped.values().sum();
+        let by_rule: Vec<String> = w
+            .dropped
+            .iter()
+            .map(|(r, n)| format!("{} ×{n}", r.id()))
+            .collect();
+        w.findings.push(Finding::new(
+            Rule::BudgetExceeded,
+            0,
+            format!(
+                "{total} more finding(s) not kept (budgets.findings: {} per file): {}",
+                w.limits.max_findings,
+                by_rule.join(", ")
+            ),
+        ));
     }
     w.findings.sort_by(|a, b| {
         b.severity
@@ -233,7 +267,27 @@ impl Walker<'_> {
         if f.reading.is_none() {
             f.reading = Some(self.reading);
         }
+        if self.findings.len() >= self.limits.max_findings && self.kept_rules.contains(&f.rule) {
+            *self.dropped.entry(f.rule).or_default() += 1;
+            return;
+        }
+        self.kept_rules.insert(f.rule);
         self.findings.push(f);
+    }
+
+    /// Whether the file's clock has run out; the first time, a finding says so.
+    fn out_of_time(&mut self, member: Option<&str>) -> bool {
+        let Some(t) = crate::budget::expired() else {
+            return false;
+        };
+        if !self.timed_out {
+            self.timed_out = true;
+            self.push(
+                Finding::new(Rule::BudgetExceeded, 0, crate::budget::timeout_message(t)),
+                member,
+            );
+        }
+        true
     }
 
     fn read_all<'b>(&mut self, blob: &'b dyn Blob, member: Option<&str>) -> Option<Cow<'b, [u8]>> {
@@ -269,6 +323,9 @@ impl Walker<'_> {
 
     /// Sniffs and scans one blob; returns its format name.
     fn scan(&mut self, blob: &dyn Blob, member: Option<&str>, depth: usize) -> &'static str {
+        if self.out_of_time(member) {
+            return "unknown";
+        }
         if depth > self.limits.max_depth {
             self.push(
                 Finding::new(
@@ -413,6 +470,17 @@ impl Walker<'_> {
                         Rule::BudgetExceeded,
                         0,
                         format!("{} stream decompresses past the budget of {n} bytes (compression bomb?)", codec.name()),
+                    ),
+                    Some(&inner_path),
+                );
+                codec_format(codec)
+            }
+            Err(e @ compress::DecompressError::DecoderMemory(_)) => {
+                self.push(
+                    Finding::new(
+                        Rule::BudgetExceeded,
+                        0,
+                        format!("{} stream: {e}", codec.name()),
                     ),
                     Some(&inner_path),
                 );
@@ -1242,7 +1310,9 @@ impl Walker<'_> {
                     if e.name.ends_with(".pkl") || e.name.ends_with(".debug_pkl") {
                         let key = (e.data_offset, e.read_len, e.method, true);
                         if let Some(fs) = cache.replay(key, &path) {
-                            self.findings.extend(fs);
+                            for f in fs {
+                                self.push(f, None);
+                            }
                         } else {
                             if let Some(c) = self.member_bytes(blob, e, &path) {
                                 self.check_crc(e, &c, &path);
@@ -1386,7 +1456,9 @@ impl Walker<'_> {
     ) {
         let key = (e.data_offset, e.read_len, e.method, torch);
         if let Some(fs) = cache.replay(key, path) {
-            self.findings.extend(fs);
+            for f in fs {
+                self.push(f, None);
+            }
             return;
         }
         let before = self.findings.len();

@@ -13,6 +13,8 @@ use super::pytext::{self, PyInt};
 use std::collections::HashMap;
 
 /// Resource limits. Exceeding one ends the stream with a budget error (a finding).
+/// The defaults fit a shared CI runner (`crate::budget`): about 1 GiB for one pickle's
+/// graph, and a worst case of a few seconds of opcodes.
 #[derive(Debug, Clone, Copy)]
 pub struct Budgets {
     pub max_ops: u64,
@@ -21,20 +23,27 @@ pub struct Budgets {
     pub max_stack: usize,
     pub max_marks: usize,
     pub max_streams: usize,
+    /// Bytes of the graph, memo and stack together (an estimate from their capacities,
+    /// checked as they grow).
+    pub max_memory: u64,
 }
 
 impl Default for Budgets {
     fn default() -> Self {
         Budgets {
-            max_ops: 200_000_000,
-            max_values: 100_000_000,
-            max_memo: 50_000_000,
-            max_stack: 50_000_000,
+            max_ops: 100_000_000,
+            max_values: 40_000_000,
+            max_memo: 20_000_000,
+            max_stack: 20_000_000,
             max_marks: 10_000_000,
             max_streams: 1_000,
+            max_memory: 1 << 30,
         }
     }
 }
+
+/// Opcodes between two looks at the memory estimate and the clock.
+const CHECK_EVERY: u64 = 1 << 13;
 
 const DENSE_MEMO: u64 = 1 << 22;
 
@@ -127,6 +136,8 @@ pub struct Vm<'a> {
     proto: u8,
     stream: u32,
     empty_tuple: Option<ValueId>,
+    /// Bytes of text the VM owns (decoded strings, big integers' digits).
+    owned: u64,
 }
 
 /// Analyses every pickle stream in `data` (whose first byte is at absolute `base`).
@@ -157,10 +168,16 @@ fn run_vm(data: &[u8], base: u64, budgets: Budgets, joblib: bool, window: bool) 
         proto: 0,
         stream: 0,
         empty_tuple: None,
+        owned: 0,
     };
     // Opcode-heavy pickles make about one value per three bytes; reserving up front
     // avoids repeated copies of a large graph while it grows.
-    let guess = (data.len() / 3).min(budgets.max_values).min(1 << 26);
+    // Never more than half the memory budget (a value and half an item: 26 bytes).
+    let by_memory = usize::try_from(budgets.max_memory / 2 / 26).unwrap_or(usize::MAX);
+    let guess = (data.len() / 3)
+        .min(budgets.max_values)
+        .min(1 << 26)
+        .min(by_memory);
     vm.g.values.reserve(guess);
     vm.g.items.reserve(guess / 2);
     vm.run();
@@ -392,6 +409,9 @@ impl<'a> Vm<'a> {
                     self.budgets.max_ops
                 )));
             }
+            if stream.ops % CHECK_EVERY == 0 {
+                self.check_resources()?;
+            }
             if op.code == Opcode::Proto {
                 if let Arg::Int(p) = op.arg {
                     if p > 5 {
@@ -414,6 +434,46 @@ impl<'a> Vm<'a> {
                 self.joblib_array(dec, op.offset)?;
             }
         }
+    }
+
+    /// The memory estimate and the clock, looked at every [`CHECK_EVERY`] opcodes (both
+    /// grow at most a bounded amount per opcode in between).
+    fn check_resources(&self) -> Result<(), Fault> {
+        if let Some(t) = crate::budget::expired() {
+            return Err(Fault::Budget(crate::budget::timeout_message(t)));
+        }
+        let used = self.memory_estimate();
+        if used > self.budgets.max_memory {
+            return Err(Fault::Budget(format!(
+                "the analysis needs more than {} MiB of memory (budgets.memory)",
+                self.budgets.max_memory >> 20
+            )));
+        }
+        Ok(())
+    }
+
+    /// Heap bytes held by the graph, memo and stack, from the capacities of their tables
+    /// plus the text the VM owns.
+    fn memory_estimate(&self) -> u64 {
+        use std::mem::size_of;
+        let g = &self.g;
+        let bytes = |n: usize, each: usize| (n as u64).saturating_mul(each as u64);
+        bytes(g.values.capacity(), size_of::<Value>())
+            + bytes(g.items.capacity(), size_of::<ValueId>())
+            + bytes(g.strs.capacity(), size_of::<PyStr>())
+            + bytes(g.blobs.capacity(), 16)
+            + bytes(g.bigints.capacity(), size_of::<String>())
+            + bytes(g.globals.capacity(), size_of::<Global>())
+            + bytes(g.calls.capacity(), size_of::<Call>())
+            + bytes(g.mutations.capacity(), size_of::<Mutation>())
+            + bytes(
+                g.persids.capacity() + g.exts.capacity(),
+                size_of::<ValueId>(),
+            )
+            + bytes(self.stack.capacity() + self.marks.capacity(), 8)
+            + bytes(self.memo.dense.capacity(), size_of::<ValueId>())
+            + bytes(self.memo.sparse.capacity() + self.memo.big.capacity(), 48)
+            + self.owned
     }
 
     // --- stack primitives, with the C unpickler's fence at the topmost MARK ---
@@ -572,6 +632,11 @@ impl<'a> Vm<'a> {
     }
 
     fn new_str(&mut self, s: PyStr, offset: u64) -> Result<ValueId, Fault> {
+        self.owned += match &s {
+            PyStr::Span { .. } => 0,
+            PyStr::Owned(t) => t.len() as u64,
+            PyStr::CodePoints(c) => 4 * c.len() as u64,
+        };
         let idx = self.g.strs.len() as u32;
         self.g.strs.push(s);
         self.push_new(Kind::Str(idx), offset)
@@ -612,6 +677,7 @@ impl<'a> Vm<'a> {
         let kind = match v {
             PyInt::Small(i) => Kind::Int(i),
             PyInt::Big(s) => {
+                self.owned += s.len() as u64;
                 self.g.bigints.push(s);
                 Kind::BigInt(self.g.bigints.len() as u32 - 1)
             }

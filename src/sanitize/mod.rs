@@ -13,6 +13,7 @@ use crate::pickle::graph::Graph;
 use crate::pickle::vm::{self, Budgets};
 use crate::policy::Policy;
 use crate::scan::{self, ScanOptions};
+use crate::spool::create_temp;
 pub use rebuild::Change;
 use std::path::{Path, PathBuf};
 
@@ -664,33 +665,6 @@ fn torch_zip_plan(blob: &dyn Blob, policy: &Policy) -> Result<Plan, SanitizeErro
 
 /// A new temp file in `dir`, created exclusively (never through an existing file or a
 /// symlink someone planted under a predictable name).
-fn create_temp(dir: &Path, stem: &str) -> std::io::Result<(std::fs::File, PathBuf)> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let mut last = None;
-    for _ in 0..16 {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp = dir.join(format!(
-            ".{stem}.picklegate-{}-{nanos:08x}-{n}.tmp",
-            std::process::id()
-        ));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-        {
-            Ok(f) => return Ok((f, tmp)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
-            Err(e) => return Err(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| std::io::Error::other("no temp file name")))
-}
-
 /// Gives the temp file the permissions of the file it replaces (a 0600 checkpoint stays 0600).
 fn keep_permissions(tmp: &Path, target: &Path) {
     if let Ok(m) = std::fs::metadata(target) {

@@ -54,6 +54,11 @@ struct Ctx<'a> {
     /// objects (the array bytes follow their BUILD), not part of the pickled model.
     wrappers: HashSet<ValueId>,
     wrapper_callees: HashSet<ValueId>,
+    /// Values stored somewhere (container items, mutation items, call arguments,
+    /// persistent ids): computed once, so deciding substitutes stays linear.
+    stored: HashSet<ValueId>,
+    /// Calls by callee.
+    calls_by_callee: HashMap<ValueId, Vec<usize>>,
 }
 
 impl Ctx<'_> {
@@ -211,26 +216,7 @@ impl Ctx<'_> {
 
     /// Whether the value is only ever called (never stored, changed or returned).
     fn only_called(&self, id: ValueId, root: ValueId) -> bool {
-        id != root
-            && self.muts.get(&id).is_none_or(|m| m.is_empty())
-            && !self
-                .g
-                .mutations
-                .iter()
-                .any(|m| self.g.items(m.items).contains(&id))
-            && !self.g.calls.iter().any(|c| {
-                c.callee != id
-                    && (c.args == id
-                        || c.kwargs == Some(id)
-                        || matches!(self.g.value(c.args).kind, Kind::Tuple(it) if self.g.items(it).contains(&id)))
-            })
-            && !self.g.values.iter().any(|v| match v.kind {
-                Kind::Tuple(it) | Kind::List(it) | Kind::Dict(it) | Kind::FrozenSet(it) => {
-                    self.g.items(it).contains(&id)
-                }
-                Kind::PersId(p) => p == id,
-                _ => false,
-            })
+        id != root && self.muts.get(&id).is_none_or(|m| m.is_empty()) && !self.stored.contains(&id)
     }
 
     /// Decides a substitute for a needed call whose callee is not allowed, from the
@@ -265,11 +251,11 @@ impl Ctx<'_> {
                         && call.kwargs.is_none()
                         && self.only_called(call.callee, root)
                         && self
-                            .g
-                            .calls
-                            .iter()
-                            .filter(|o| o.callee == call.callee)
-                            .all(|o| self.args_match(o.args, &sub.args))
+                            .calls_by_callee
+                            .get(&call.callee)
+                            .into_iter()
+                            .flatten()
+                            .all(|&o| self.args_match(self.g.calls[o].args, &sub.args))
                     {
                         return Ok(Subst::Callee(m.into(), n.into()));
                     }
@@ -339,7 +325,12 @@ pub fn rebuild(g: &Graph, data: &[u8], policy: &Policy) -> Result<Rebuilt, Strin
                 _ => None,
             })
             .collect(),
+        stored: stored_values(g),
+        calls_by_callee: HashMap::new(),
     };
+    for (i, c) in g.calls.iter().enumerate() {
+        ctx.calls_by_callee.entry(c.callee).or_default().push(i);
+    }
     for a in &g.arrays {
         let builds = ctx.muts.get(&a.wrapper).map_or(0, |m| m.len());
         if builds != 1 {
@@ -349,27 +340,59 @@ pub fn rebuild(g: &Graph, data: &[u8], policy: &Policy) -> Result<Rebuilt, Strin
             ));
         }
     }
-    // Substitute until every needed call has an allowed callee, or refuse.
-    let needed = loop {
-        let needed = ctx.needed(root);
-        // Outermost calls first: a computed callable applied to arguments is replaced
-        // before the call that computed it is considered.
-        let mut ids: Vec<ValueId> = needed.iter().copied().collect();
-        ids.sort_unstable_by(|a, b| b.cmp(a));
-        let pending = ids.into_iter().find(|&id| match g.value(id).kind {
-            Kind::Call(c) => {
-                !ctx.subst.contains_key(&id) && !ctx.allowed_global(g.calls[c as usize].callee)
-            }
-            _ => false,
-        });
-        match pending {
-            Some(id) => {
-                let s = ctx.substitute(id, root)?;
-                ctx.subst.insert(id, s);
-            }
-            None => break needed,
+    // Substitute until every needed call has an allowed callee, or refuse. Outermost
+    // calls first: a computed callable applied to arguments is replaced before the call
+    // that computed it is considered (it is then no longer needed). A substitution only
+    // removes edges, so reachability is kept by counting references from needed values
+    // and releasing what a substitution cuts off: linear in the graph, however many
+    // substitutions there are. (A cycle cut off keeps its counts: such a call may get a
+    // substitute it does not need; the final traversal below is exact.)
+    let reachable = ctx.needed(root);
+    let mut refs: HashMap<ValueId, u32> = HashMap::new();
+    for &v in &reachable {
+        for i in ctx.inputs(v) {
+            *refs.entry(i).or_default() += 1;
         }
-    };
+    }
+    let mut pending: Vec<ValueId> = reachable
+        .iter()
+        .copied()
+        .filter(|&id| match g.value(id).kind {
+            Kind::Call(c) => !ctx.allowed_global(g.calls[c as usize].callee),
+            _ => false,
+        })
+        .collect();
+    pending.sort_unstable_by(|a, b| b.cmp(a));
+    for id in pending {
+        if id != root && refs.get(&id).is_none_or(|&n| n == 0) {
+            continue;
+        }
+        let s = ctx.substitute(id, root)?;
+        let Kind::Call(c) = g.value(id).kind else {
+            continue;
+        };
+        let call = &g.calls[c as usize];
+        let cut: Vec<ValueId> = match s {
+            Subst::EmptyCall(..) => std::iter::once(call.callee)
+                .chain(std::iter::once(call.args))
+                .chain(call.kwargs)
+                .collect(),
+            Subst::Callee(..) => vec![call.callee],
+        };
+        ctx.subst.insert(id, s);
+        let mut work = cut;
+        while let Some(v) = work.pop() {
+            let Some(n) = refs.get_mut(&v) else {
+                continue;
+            };
+            *n = n.saturating_sub(1);
+            if *n == 0 && v != root {
+                work.extend(ctx.inputs(v));
+            }
+        }
+    }
+    let needed = ctx.needed(root);
+    ctx.subst.retain(|id, _| needed.contains(id));
     for &id in &needed {
         let v = g.value(id);
         match v.kind {
@@ -496,6 +519,31 @@ pub fn rebuild(g: &Graph, data: &[u8], policy: &Policy) -> Result<Rebuilt, Strin
     changes.sort_by_key(|c| c.offset);
     let bytes = emit(&ctx, &needed, root, stream.max_proto)?;
     Ok(Rebuilt { bytes, changes })
+}
+
+/// Every value stored somewhere: in a container's items, a mutation's items, a call's
+/// arguments or keyword arguments, or a persistent id.
+fn stored_values(g: &Graph) -> HashSet<ValueId> {
+    let mut out = HashSet::new();
+    for v in &g.values {
+        match v.kind {
+            Kind::Tuple(it) | Kind::List(it) | Kind::Dict(it) | Kind::FrozenSet(it) => {
+                out.extend(g.items(it).iter().copied())
+            }
+            Kind::PersId(p) => {
+                out.insert(p);
+            }
+            _ => {}
+        }
+    }
+    for m in &g.mutations {
+        out.extend(g.items(m.items).iter().copied());
+    }
+    for c in &g.calls {
+        out.insert(c.args);
+        out.extend(c.kwargs);
+    }
+    out
 }
 
 fn needs_proto4(ctx: &Ctx<'_>, needed: &HashSet<ValueId>) -> bool {
