@@ -90,6 +90,8 @@ pub fn sniff(head: &[u8]) -> Option<Codec> {
 pub enum DecompressError {
     #[error("decompressed size exceeds the budget of {0} bytes")]
     TooLarge(u64),
+    #[error("the file's time limit was reached while decompressing")]
+    OutOfTime,
     #[error("the decoder needs more than {0} bytes of memory for its dictionary")]
     DecoderMemory(u64),
     #[error("corrupt {codec} stream: {message}")]
@@ -99,18 +101,39 @@ pub enum DecompressError {
     },
 }
 
-fn read_capped(
-    mut r: impl Read,
-    limit: u64,
-    codec: &'static str,
-) -> Result<Vec<u8>, DecompressError> {
+/// A decoder's output, cut off once the file's clock has run out (`crate::budget`): a
+/// decompression that is slow rather than large still ends in a finding.
+struct Clocked<R>(R);
+
+#[derive(Debug, thiserror::Error)]
+#[error("time limit reached")]
+struct OutOfTime;
+
+impl<R: Read> Read for Clocked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if crate::budget::expired().is_some() {
+            return Err(io::Error::other(OutOfTime));
+        }
+        self.0.read(buf)
+    }
+}
+
+fn out_of_time(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|i| i.is::<OutOfTime>())
+}
+
+fn read_capped(r: impl Read, limit: u64, codec: &'static str) -> Result<Vec<u8>, DecompressError> {
+    let mut r = Clocked(r);
     let mut out = Vec::new();
     let n = (&mut r)
         .take(limit + 1)
         .read_to_end(&mut out)
-        .map_err(|e| DecompressError::Corrupt {
-            codec,
-            message: e.to_string(),
+        .map_err(|e| match out_of_time(&e) {
+            true => DecompressError::OutOfTime,
+            false => DecompressError::Corrupt {
+                codec,
+                message: e.to_string(),
+            },
         })?;
     if n as u64 > limit {
         return Err(DecompressError::TooLarge(limit));
@@ -127,6 +150,8 @@ fn skippable(rest: &[u8]) -> Option<usize> {
         _ => None,
     }
 }
+
+const OUT_OF_TIME: &str = "\0out of time";
 
 /// Frame after frame, as Python's lz4.frame and zstandard readers (joblib, pandas) read
 /// them: skippable frames stepped over, empty frames allowed, the content concatenated.
@@ -149,15 +174,19 @@ fn frames(
         let mut cur = io::Cursor::new(input);
         cur.set_position(pos as u64);
         let room = limit - out.len() as u64;
-        let r = open(&mut cur).and_then(|mut dec| {
-            (&mut dec)
+        let r = open(&mut cur).and_then(|dec| {
+            Clocked(dec)
                 .take(room + 1)
                 .read_to_end(&mut out)
-                .map_err(|e| e.to_string())
+                .map_err(|e| match out_of_time(&e) {
+                    true => OUT_OF_TIME.to_string(),
+                    false => e.to_string(),
+                })
         });
         match r {
             Ok(_) if out.len() as u64 > limit => return Err(DecompressError::TooLarge(limit)),
             Ok(_) => {}
+            Err(m) if m == OUT_OF_TIME => return Err(DecompressError::OutOfTime),
             Err(message) if first => {
                 return Err(DecompressError::Corrupt {
                     codec: name,
@@ -198,12 +227,16 @@ fn lzma_streams(input: &[u8], limit: u64, name: &'static str) -> Result<Vec<u8>,
             }
         })?;
         let before = out.len();
-        let mut dec = liblzma::bufread::XzDecoder::new_stream(&input[pos..], stream);
+        let mut dec = Clocked(liblzma::bufread::XzDecoder::new_stream(
+            &input[pos..],
+            stream,
+        ));
         let room = limit - out.len() as u64;
         let r = (&mut dec).take(room + 1).read_to_end(&mut out);
         match r {
             Ok(_) if out.len() as u64 > limit => return Err(DecompressError::TooLarge(limit)),
             Ok(_) => {}
+            Err(e) if out_of_time(&e) => return Err(DecompressError::OutOfTime),
             Err(e) if is_memlimit(&e) => return Err(DecompressError::DecoderMemory(LZMA_MEMLIMIT)),
             Err(e) if first => {
                 return Err(DecompressError::Corrupt {
@@ -218,7 +251,7 @@ fn lzma_streams(input: &[u8], limit: u64, name: &'static str) -> Result<Vec<u8>,
             }
             Err(_) => break,
         }
-        let used = dec.total_in() as usize;
+        let used = dec.0.total_in() as usize;
         if used == 0 {
             break;
         }

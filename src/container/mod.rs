@@ -475,6 +475,10 @@ impl Walker<'_> {
                 );
                 codec_format(codec)
             }
+            Err(compress::DecompressError::OutOfTime) => {
+                self.out_of_time(Some(&inner_path));
+                codec_format(codec)
+            }
             Err(e @ compress::DecompressError::DecoderMemory(_)) => {
                 self.push(
                     Finding::new(
@@ -1092,6 +1096,10 @@ impl Walker<'_> {
                             ),
                             Some(path),
                         );
+                        None
+                    }
+                    Err(compress::DecompressError::OutOfTime) => {
+                        self.out_of_time(Some(path));
                         None
                     }
                     Err(err) => {

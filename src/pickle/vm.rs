@@ -239,6 +239,12 @@ pub enum Sniff {
 /// `persistent_load`), and so does an import of a module that exists nowhere, so nothing
 /// after either counts. No opcode-count heuristics.
 pub fn pickle_bearing(g: &Graph) -> bool {
+    bearing(g, true)
+}
+
+/// [`pickle_bearing`]; `budget_counts`: a stream ended by a budget counts (the sniff's
+/// own small budget does not: the full analysis decides then).
+fn bearing(g: &Graph, budget_counts: bool) -> bool {
     let Some(s) = g.streams.iter().find(|s| !s.nested) else {
         return false;
     };
@@ -254,7 +260,12 @@ pub fn pickle_bearing(g: &Graph) -> bool {
         cut = cut.min(off);
     }
     let before = |off: u64| inside(off) && off < cut;
-    (s.stopped && cut == u64::MAX)
+    // A budget (opcodes, memory, the clock) ended the analysis, not the unpickler: what
+    // the rest of the stream does is unknown, so it counts (fail closed). Otherwise a run
+    // of harmless opcodes long enough to reach a budget would hide what follows it.
+    let budget_cut = budget_counts && s.error.as_ref().is_some_and(|e| e.budget);
+    (budget_cut && cut == u64::MAX)
+        || (s.stopped && cut == u64::MAX)
         || g.globals.iter().any(|gl| before(gl.offset))
         || g.calls.iter().any(|c| before(c.offset))
         || g.exts.iter().any(|&e| before(g.value(e).offset))
@@ -275,7 +286,7 @@ pub fn sniff(head: &[u8], whole: bool) -> Sniff {
         ..Budgets::default()
     };
     let g = run_vm(head, 0, budgets, false, !whole);
-    if pickle_bearing(&g) {
+    if bearing(&g, false) {
         return if whole { Sniff::Yes } else { Sniff::Undecided };
     }
     let Some(s) = g.streams.first() else {
@@ -1551,6 +1562,29 @@ mod tests {
             },
         );
         assert!(g.streams[0].error.as_ref().is_some_and(|e| e.budget));
+    }
+
+    #[test]
+    fn a_budget_reached_by_harmless_opcodes_is_still_pickle_bearing() {
+        // Enough MARK/POP_MARK to reach the budget, then the attack: the analysis stops
+        // before the import, so the bytes must count as a pickle (fail closed).
+        let mut p = b"\x80\x02".to_vec();
+        for _ in 0..5_000 {
+            p.extend_from_slice(b"(1");
+        }
+        p.extend_from_slice(b"cos\nsystem\n(S'x'\ntR.");
+        let g = analyze_plain(
+            &p,
+            0,
+            Budgets {
+                max_ops: 1_000,
+                ..Budgets::default()
+            },
+        );
+        assert!(g.globals.is_empty());
+        assert!(pickle_bearing(&g));
+        // The sniff's own small budget leaves the decision to the full analysis.
+        assert_ne!(sniff(&p[..4000], false), Sniff::No);
     }
 
     #[test]
