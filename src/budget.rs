@@ -25,7 +25,7 @@ pub struct BudgetsDef {
     pub opcodes: Option<u64>,
     /// Values per pickle. Default 40000000.
     pub values: Option<u64>,
-    /// Bytes decompressed per file, all streams and members together. Default 1GiB.
+    /// Bytes decompressed per file, all streams and members together. Default 512MiB.
     pub decompressed: Option<Size>,
     /// Members per archive. Default 10000.
     pub members: Option<u64>,
@@ -33,6 +33,8 @@ pub struct BudgetsDef {
     pub depth: Option<u64>,
     /// Findings kept per file (the rest are counted in one summary finding). Default 5000.
     pub findings: Option<u64>,
+    /// Findings kept per run; past it each file keeps one per rule and a count. Default 50000.
+    pub findings_per_run: Option<u64>,
     /// Wall-clock seconds per file (0: no limit). Default 10.
     pub timeout: Option<f64>,
 }
@@ -108,10 +110,50 @@ impl Budget {
         if let Some(n) = def.findings {
             self.limits.max_findings = usize_of(n);
         }
+        if let Some(n) = def.findings_per_run {
+            self.limits.max_run_findings = usize_of(n);
+        }
         if let Some(t) = def.timeout {
             self.limits.timeout = seconds(t);
         }
         self
+    }
+}
+
+/// Applies the run's findings budget to one more file's report: once `total` has
+/// reached `max`, the file keeps one finding of each rule (so levels and the exit code
+/// are unchanged) and a `budget-exceeded` summary of what was dropped.
+pub fn cap_run(findings: &mut Vec<crate::finding::Finding>, total: &mut usize, max: usize) {
+    use crate::finding::{Finding, Rule};
+    if *total + findings.len() > max {
+        let mut seen = std::collections::HashSet::new();
+        let mut dropped: std::collections::BTreeMap<Rule, usize> = Default::default();
+        findings.retain(|f| {
+            let room = *total < max;
+            if seen.insert(f.rule) || room {
+                *total += 1;
+                true
+            } else {
+                *dropped.entry(f.rule).or_default() += 1;
+                false
+            }
+        });
+        if !dropped.is_empty() {
+            let n: usize = dropped.values().sum();
+            let list: Vec<String> = dropped
+                .iter()
+                .map(|(r, c)| format!("{} ×{c}", r.id()))
+                .collect();
+            findings.push(Finding::omitted(
+                0,
+                format!(
+                    "{n} more finding(s) of this file not kept: the run keeps {max} (budgets.findings-per-run): {}",
+                    list.join(", ")
+                ),
+            ));
+        }
+    } else {
+        *total += findings.len();
     }
 }
 

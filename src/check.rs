@@ -32,7 +32,7 @@ impl Findings {
             return None;
         }
         *n += 1;
-        self.kept.push(f);
+        self.kept.push(f.clipped());
         Some(self.kept.len() - 1)
     }
 
@@ -41,8 +41,7 @@ impl Findings {
         let mut dropped: Vec<(Rule, (u64, u64))> = self.dropped.into_iter().collect();
         dropped.sort_by_key(|d| d.0);
         for (rule, (n, first)) in dropped {
-            self.kept.push(Finding::new(
-                Rule::BudgetExceeded,
+            self.kept.push(Finding::omitted(
                 first,
                 format!(
                     "{n} more `{}` finding(s) in this pickle are not listed (at most {MAX_FINDINGS_PER_RULE} per rule); the first of them is at byte {first}",

@@ -735,6 +735,7 @@ fn run_scan(
     };
     let mut used_exceptions = std::collections::HashSet::new();
     let mut reports = Vec::new();
+    let run_total = std::cell::RefCell::new(0usize);
     let scan_files = |files: &[PathBuf],
                       reports: &mut Vec<FileReport>,
                       used: &mut HashSet<policy::Origin>| {
@@ -745,6 +746,11 @@ fn run_scan(
             }
             let (policy, _) = config.policy_for(&rel);
             let mut report = scan::scan_file(f, policy, &opts);
+            crate::budget::cap_run(
+                &mut report.findings,
+                &mut run_total.borrow_mut(),
+                opts.limits.max_run_findings,
+            );
             let mut digest = || lfs_oid(f).or_else(|| sha256_file(f));
             if let Some(ex) = config.apply(&rel, &mut report.findings, &cli_levels, &mut digest) {
                 used.insert(ex.origin.clone());
@@ -772,6 +778,11 @@ fn run_scan(
             let (policy, _) = config.policy_for(&rel);
             let (mut report, digest) =
                 scan_blob(repo, c, kind, range, policy, &opts, g.max_blob_size);
+            crate::budget::cap_run(
+                &mut report.findings,
+                &mut run_total.borrow_mut(),
+                opts.limits.max_run_findings,
+            );
             let mut digest = || digest.clone();
             if let Some(ex) = config.apply(&rel, &mut report.findings, &cli_levels, &mut digest) {
                 used.insert(ex.origin.clone());

@@ -64,7 +64,7 @@ fn annotations(g: &Graph, data: &[u8]) -> BTreeMap<u64, Vec<String>> {
 
 /// MARK depth shown as indentation; deeper lines keep this much and say how deep they are,
 /// so a pickle of nested MARKs cannot make the listing quadratic in its size.
-pub const MAX_INDENT_DEPTH: usize = 200;
+pub const MAX_INDENT_DEPTH: usize = 32;
 
 /// pickletools' indentation for `depth` open MARKs (4 spaces each), capped at
 /// [`MAX_INDENT_DEPTH`] levels followed by a `[depth N] ` marker.
@@ -511,9 +511,12 @@ mod tests {
                 .to_string()
         };
         let cap = "    ".repeat(MAX_INDENT_DEPTH);
-        // The MARK at 3 + 2k is shown at depth k: 200 exactly, 201 with the marker.
+        // The MARK at 3 + 2k is shown at depth k: the cap exactly, one more with the marker.
+        let over = MAX_INDENT_DEPTH + 1;
         assert!(line(3 + 2 * MAX_INDENT_DEPTH).ends_with(&format!(": (    {cap}MARK")));
-        assert!(line(5 + 2 * MAX_INDENT_DEPTH).ends_with(&format!(": (    {cap}[depth 201] MARK")));
+        assert!(
+            line(5 + 2 * MAX_INDENT_DEPTH).ends_with(&format!(": (    {cap}[depth {over}] MARK"))
+        );
         assert!(line(2 + 2 * depth).ends_with(&format!("{cap}[depth {depth}] EMPTY_LIST")));
     }
 }

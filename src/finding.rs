@@ -251,6 +251,9 @@ pub struct Finding {
     /// The reading that produced it: which loader's view of the bytes (`pickle`,
     /// `joblib`, `torch`, `zipfile`, `npy`, `torch-legacy`, `tarfile`, ...).
     pub reading: Option<&'static str>,
+    /// A count of findings left out of the report (a findings cap), not a limit of the
+    /// analysis: the file was still read completely.
+    pub counts_only: bool,
 }
 
 /// A few disassembly lines with the spans of the primary and related opcodes.
@@ -280,6 +283,43 @@ impl Finding {
             },
             excerpt: None,
             reading: None,
+            counts_only: false,
         }
+    }
+
+    /// A `budget-exceeded` finding that only counts findings left out of the report.
+    pub fn omitted(offset: u64, message: impl Into<String>) -> Self {
+        Finding {
+            counts_only: true,
+            ..Finding::new(Rule::BudgetExceeded, offset, message)
+        }
+    }
+}
+
+/// Longest text from the input kept in a report field (a global's name, a message).
+/// Names from a pickle can be megabytes; a report repeats them in several places.
+pub const MAX_TEXT: usize = 4096;
+
+/// `text` cut to [`MAX_TEXT`] bytes (on a character boundary), saying how much was cut.
+pub fn clip(mut text: String) -> String {
+    if text.len() <= MAX_TEXT {
+        return text;
+    }
+    let mut end = MAX_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = text.len() - end;
+    text.truncate(end);
+    text.push_str(&format!("…(+{cut} bytes)"));
+    text
+}
+
+impl Finding {
+    /// The finding with every input-derived text field clipped ([`clip`]).
+    pub fn clipped(mut self) -> Finding {
+        self.message = clip(std::mem::take(&mut self.message));
+        self.global = self.global.map(clip);
+        self
     }
 }

@@ -138,11 +138,18 @@ impl Blob for SubBlob<'_> {
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Cow<'_, [u8]>> {
         let avail = self.len.saturating_sub(offset);
         let n = (len as u64).min(avail) as usize;
-        self.inner.read_at(self.start + offset, n)
+        // A window declared past the end of the address space (hostile zip offsets) reads
+        // nothing, as a read past the end of any blob does.
+        match self.start.checked_add(offset) {
+            Some(at) if n > 0 => self.inner.read_at(at, n),
+            _ => Ok(Cow::Borrowed(&[])),
+        }
     }
 
     fn as_slice(&self) -> Option<&[u8]> {
         let s = self.inner.as_slice()?;
-        s.get(self.start as usize..(self.start + self.len) as usize)
+        let start = usize::try_from(self.start).ok()?;
+        let end = usize::try_from(self.start.checked_add(self.len)?).ok()?;
+        s.get(start..end)
     }
 }

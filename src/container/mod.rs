@@ -54,6 +54,9 @@ pub struct Limits {
     pub max_pickle_bytes: u64,
     /// Findings kept for one file; the rest are counted in one summary finding.
     pub max_findings: usize,
+    /// Findings kept for a whole run (a tree of many hostile files); past it, each file
+    /// keeps one finding per rule and a count.
+    pub max_run_findings: usize,
     /// Wall-clock limit for one file (`crate::budget::arm`).
     pub timeout: Option<std::time::Duration>,
 }
@@ -62,16 +65,20 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_depth: 16,
-            max_total_decompressed: 1 << 30,
+            max_total_decompressed: 512 << 20,
             max_ratio: 200,
             ratio_floor: 64 << 20,
             max_members: 10_000,
             max_pickle_bytes: 8 << 30,
             max_findings: 5_000,
+            max_run_findings: 50_000,
             timeout: Some(std::time::Duration::from_secs(10)),
         }
     }
 }
+
+/// Distinct globals listed per reading in the JSON (the findings name every refused one).
+const MAX_READING_GLOBALS: usize = 10_000;
 
 /// What a scan of one top-level blob found.
 #[derive(Debug, Default)]
@@ -116,6 +123,9 @@ struct Walker<'p> {
     kept_rules: std::collections::HashSet<Rule>,
     /// The file's clock ran out (reported once).
     timed_out: bool,
+    /// Blobs opened so far in this file (members at every depth): overlapping archives
+    /// that re-open each other's bytes grow this geometrically, so it is bounded.
+    opened: usize,
 }
 
 fn join(path: Option<&str>, seg: &str) -> String {
@@ -149,6 +159,7 @@ pub fn scan_blob(
         dropped: Default::default(),
         kept_rules: Default::default(),
         timed_out: false,
+        opened: 0,
     };
     let _clock = crate::budget::arm(limits.timeout);
     let format = w.scan(blob, None, 0);
@@ -165,8 +176,7 @@ pub fn scan_blob(
             .iter()
             .map(|(r, n)| format!("{} ×{n}", r.id()))
             .collect();
-        w.findings.push(Finding::new(
-            Rule::BudgetExceeded,
+        w.findings.push(Finding::omitted(
             0,
             format!(
                 "{total} more finding(s) not kept (budgets.findings: {} per file): {}",
@@ -272,7 +282,7 @@ impl Walker<'_> {
             return;
         }
         self.kept_rules.insert(f.rule);
-        self.findings.push(f);
+        self.findings.push(f.clipped());
     }
 
     /// Whether the file's clock has run out; the first time, a finding says so.
@@ -324,6 +334,21 @@ impl Walker<'_> {
     /// Sniffs and scans one blob; returns its format name.
     fn scan(&mut self, blob: &dyn Blob, member: Option<&str>, depth: usize) -> &'static str {
         if self.out_of_time(member) {
+            return "unknown";
+        }
+        self.opened += 1;
+        let most = self.limits.max_members.saturating_mul(10);
+        if self.opened > most {
+            if self.opened == most + 1 {
+                self.push(
+                    Finding::new(
+                        Rule::BudgetExceeded,
+                        0,
+                        format!("more than {most} members opened in one file (10 × budgets.members, every depth together); the rest were not inspected"),
+                    ),
+                    member,
+                );
+            }
             return "unknown";
         }
         if depth > self.limits.max_depth {
@@ -641,7 +666,11 @@ impl Walker<'_> {
 
     /// Records which globals a reading imports (for the JSON and the oracle).
     fn record_reading(&mut self, reading: &'static str, g: &Graph, member: Option<&str>) {
-        let mut globals: Vec<String> = g.globals.iter().map(|gl| gl.qualified()).collect();
+        let mut globals: Vec<String> = g
+            .globals
+            .iter()
+            .map(|gl| crate::finding::clip(gl.qualified()))
+            .collect();
         globals.sort();
         globals.dedup();
         let member = member.map(str::to_string);
@@ -653,7 +682,9 @@ impl Walker<'_> {
             r.globals.extend(globals);
             r.globals.sort();
             r.globals.dedup();
+            r.globals.truncate(MAX_READING_GLOBALS);
         } else {
+            globals.truncate(MAX_READING_GLOBALS);
             self.readings.push(Reading {
                 reading,
                 member,

@@ -126,6 +126,21 @@ fn from_digits(digits: &[u8], radix: u32, neg: bool) -> PyInt {
             return PyInt::Small(small);
         }
     }
+    if radix == 10 {
+        // Already decimal: the text is the value (linear, however long).
+        let start = digits.iter().position(|&d| d != 0).unwrap_or(digits.len());
+        let mut s = String::with_capacity(digits.len() - start + 1);
+        if neg {
+            s.push('-');
+        }
+        s.extend(digits[start..].iter().map(|&d| char::from(b'0' + d)));
+        return PyInt::Big(s);
+    }
+    if digits.len() > MAX_STR_DIGITS {
+        // Power-of-two bases have no digit limit in Python; converting them to decimal
+        // is quadratic, so a huge one is kept by size only (as a huge LONG4 is).
+        return PyInt::Big(format!("<{}-digit base-{radix} integer>", digits.len()));
+    }
     // Arbitrary precision: base-10^9 limbs, little-endian.
     let mut limbs: Vec<u32> = vec![0];
     for &d in digits {
@@ -163,6 +178,9 @@ fn limbs_to_decimal(limbs: &[u32], neg: bool) -> String {
     }
     s
 }
+
+/// `sys.int_info.default_max_str_digits`: the most decimal digits Python converts.
+pub const MAX_STR_DIGITS: usize = 4300;
 
 /// Largest LONG1/LONG4 payload converted to decimal; Python itself refuses to print
 /// ints above 4300 digits (`sys.int_info.str_digits_check_threshold`).

@@ -264,8 +264,7 @@ fn bearing(g: &Graph, budget_counts: bool) -> bool {
     // the rest of the stream does is unknown, so it counts (fail closed). Otherwise a run
     // of harmless opcodes long enough to reach a budget would hide what follows it.
     let budget_cut = budget_counts && s.error.as_ref().is_some_and(|e| e.budget);
-    (budget_cut && cut == u64::MAX)
-        || (s.stopped && cut == u64::MAX)
+    ((budget_cut || s.stopped) && cut == u64::MAX)
         || g.globals.iter().any(|gl| before(gl.offset))
         || g.calls.iter().any(|c| before(c.offset))
         || g.exts.iter().any(|&e| before(g.value(e).offset))

@@ -21,6 +21,9 @@ struct SinkFile {
 struct Sinks {
     modules: HashSet<String>,
     names: HashSet<String>,
+    /// The longest entry: a longer dotted name cannot be one, so it is not hashed
+    /// (attribute chains of megabytes stay linear).
+    longest: usize,
 }
 
 fn sinks() -> &'static Sinks {
@@ -33,9 +36,17 @@ fn sinks() -> &'static Sinks {
             modules: Vec::new(),
             names: Vec::new(),
         });
+        let longest = f
+            .modules
+            .iter()
+            .chain(&f.names)
+            .map(String::len)
+            .max()
+            .unwrap_or(0);
         Sinks {
             modules: f.modules.into_iter().collect(),
             names: f.names.into_iter().collect(),
+            longest,
         }
     })
 }
@@ -63,7 +74,8 @@ pub fn sink_reason(module: &str, name: &str) -> Option<String> {
     for (i, part) in name.split('.').enumerate() {
         qual.push('.');
         qual.push_str(part);
-        if s.names.contains(qual.as_str()) {
+        let short = qual.len() <= s.longest;
+        if short && s.names.contains(qual.as_str()) {
             return Some(format!(
                 "`{qual}` executes code or reaches arbitrary objects"
             ));
@@ -73,21 +85,24 @@ pub fn sink_reason(module: &str, name: &str) -> Option<String> {
                 "the attribute chain `{name}` walks through `{part}`, which reaches interpreter internals"
             ));
         }
-        if s.modules.contains(qual.as_str()) {
+        if short && s.modules.contains(qual.as_str()) {
             return Some(format!("`{qual}` can run commands or code"));
         }
     }
     // `pathlib` + `os.system`: an attribute chain can reach a sink module through any
     // module that imported it, so every tail of a dotted name is checked on its own.
-    let parts: Vec<&str> = name.split('.').collect();
-    if parts.len() > 1 {
-        for start in 0..parts.len() - 1 {
-            let tail = parts[start..].join(".");
-            let (m, n) = tail.split_once('.').unwrap_or((tail.as_str(), ""));
-            if !n.is_empty() && (s.modules.contains(m) || s.names.contains(tail.as_str())) {
-                return Some(format!("the attribute chain `{name}` reaches `{tail}`"));
-            }
+    // Tails are slices of the name, looked up only when short enough to be an entry.
+    let mut start = 0usize;
+    while let Some(dot) = name[start..].find('.') {
+        let tail = &name[start..];
+        let m = &tail[..dot];
+        let hit = dot + 1 < tail.len()
+            && ((m.len() <= s.longest && s.modules.contains(m))
+                || (tail.len() <= s.longest && s.names.contains(tail)));
+        if hit {
+            return Some(format!("the attribute chain `{name}` reaches `{tail}`"));
         }
+        start += dot + 1;
     }
     if is_dunder(name) && name != "__newobj__" && name != "__newobj_ex__" && module == "builtins" {
         return Some(format!("`builtins.{name}` reaches interpreter internals"));

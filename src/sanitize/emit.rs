@@ -198,6 +198,14 @@ fn encode_long_decimal(s: &str) -> Result<Vec<u8>, String> {
         Some(d) => (true, d),
         None => (false, s),
     };
+    // Python refuses int() of more decimal digits than this (3.11+, and the 2022
+    // security releases); converting more would also cost quadratic time here.
+    if digits.len() > crate::pickle::pytext::MAX_STR_DIGITS {
+        return Err(format!(
+            "an integer of {} decimal digits cannot be re-emitted",
+            digits.len()
+        ));
+    }
     let mut mag: Vec<u8> = vec![0];
     for c in digits.chars() {
         let d = c.to_digit(10).ok_or_else(|| format!("bad integer {s}"))?;

@@ -197,6 +197,18 @@ fn sanitize_at(
     opts: &Options,
     depth: usize,
 ) -> Result<Outcome, SanitizeError> {
+    // A scan that stopped at a budget does not know the whole file: nothing can be said
+    // to be kept safely, and re-walking it member by member would only repeat the cost.
+    if let Some(f) = report
+        .findings
+        .iter()
+        .find(|f| f.rule == crate::finding::Rule::BudgetExceeded && !f.counts_only)
+    {
+        return refuse(format!(
+            "the scan stopped at a budget ({}), so the file is not fully known",
+            f.message
+        ));
+    }
     if report.status == scan::Status::Clean && !opts.rebuild_clean {
         return Ok(Outcome::Clean);
     }

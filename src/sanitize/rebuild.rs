@@ -59,6 +59,9 @@ struct Ctx<'a> {
     stored: HashSet<ValueId>,
     /// Calls by callee.
     calls_by_callee: HashMap<ValueId, Vec<usize>>,
+    /// Whether every call of a callee fits a substitute's argument shape, by (callee,
+    /// substitute): one shared callable called 10,000 times is checked once.
+    shape_fits: std::cell::RefCell<HashMap<(ValueId, usize), bool>>,
 }
 
 impl Ctx<'_> {
@@ -219,6 +222,20 @@ impl Ctx<'_> {
         id != root && self.muts.get(&id).is_none_or(|m| m.is_empty()) && !self.stored.contains(&id)
     }
 
+    fn every_call_fits(&self, callee: ValueId, sub: usize, shape: &[String]) -> bool {
+        if let Some(&known) = self.shape_fits.borrow().get(&(callee, sub)) {
+            return known;
+        }
+        let fits = self
+            .calls_by_callee
+            .get(&callee)
+            .into_iter()
+            .flatten()
+            .all(|&o| self.args_match(self.g.calls[o].args, shape));
+        self.shape_fits.borrow_mut().insert((callee, sub), fits);
+        fits
+    }
+
     /// Decides a substitute for a needed call whose callee is not allowed, from the
     /// substitutes the policy declares, or explains why none applies.
     fn substitute(&self, id: ValueId, root: ValueId) -> Result<Subst, String> {
@@ -229,7 +246,7 @@ impl Ctx<'_> {
             ));
         };
         let call = &self.g.calls[c as usize];
-        for (sub, _) in &self.policy.substitutes {
+        for (si, (sub, _)) in self.policy.substitutes.iter().enumerate() {
             let Some((m, n)) = sub.with.rsplit_once('.') else {
                 continue;
             };
@@ -250,12 +267,7 @@ impl Ctx<'_> {
                         && self.args_match(call.args, &sub.args)
                         && call.kwargs.is_none()
                         && self.only_called(call.callee, root)
-                        && self
-                            .calls_by_callee
-                            .get(&call.callee)
-                            .into_iter()
-                            .flatten()
-                            .all(|&o| self.args_match(self.g.calls[o].args, &sub.args))
+                        && self.every_call_fits(call.callee, si, &sub.args)
                     {
                         return Ok(Subst::Callee(m.into(), n.into()));
                     }
@@ -327,6 +339,7 @@ pub fn rebuild(g: &Graph, data: &[u8], policy: &Policy) -> Result<Rebuilt, Strin
             .collect(),
         stored: stored_values(g),
         calls_by_callee: HashMap::new(),
+        shape_fits: Default::default(),
     };
     for (i, c) in g.calls.iter().enumerate() {
         ctx.calls_by_callee.entry(c.callee).or_default().push(i);
