@@ -16,4 +16,5 @@ if [ -z "${SARIF_MULTITOOL:-}" ]; then
   chmod u+x "$SARIF_MULTITOOL"
 fi
 export SARIF_MULTITOOL
-PICKLEGATE_BIN="$PWD/target/release/picklegate" python3 -m pytest -q tests/oracle tests/integrations
+# Two workers (pytest-xdist), whole files per worker: module fixtures stay in one process.
+PICKLEGATE_BIN="$PWD/target/release/picklegate" python3 -m pytest -q -n "${PYTEST_WORKERS:-2}" --dist loadfile tests/oracle tests/integrations
