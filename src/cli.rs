@@ -316,7 +316,7 @@ pub fn main() -> i32 {
                         },
                         sanitize::Options {
                             rebuild_clean: rebuild,
-                            spool_dir: None,
+                            ..sanitize::Options::default()
                         },
                         format,
                         &presets,
@@ -896,7 +896,7 @@ fn fix_reports(reports: &[FileReport], targets: &Targets, config: &Config, stage
                     continue;
                 };
                 let target = workdir.join(&r.path);
-                let opts = spool_next_to(&target);
+                let opts = spool_next_to(&target, config);
                 (
                     sanitize::sanitize_bytes(&r.path, &data, policy, &opts),
                     target,
@@ -904,7 +904,7 @@ fn fix_reports(reports: &[FileReport], targets: &Targets, config: &Config, stage
             }
             _ => {
                 let target = PathBuf::from(&r.path);
-                let opts = spool_next_to(&target);
+                let opts = spool_next_to(&target, config);
                 (
                     sanitize::sanitize_file(Path::new(&r.path), policy, &opts),
                     target,
@@ -1106,13 +1106,18 @@ fn run_learn(paths: &[PathBuf], name: &str) -> i32 {
 }
 
 /// Sanitizer options that stream large replacements into `target`'s directory.
-fn spool_next_to(target: &Path) -> sanitize::Options {
+fn spool_next_to(target: &Path, config: &Config) -> sanitize::Options {
     let dir = target
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     sanitize::Options {
         spool_dir: Some(dir.to_path_buf()),
+        scan: ScanOptions {
+            budgets: config.budget.vm,
+            limits: config.budget.limits,
+            excerpts: false,
+        },
         ..sanitize::Options::default()
     }
 }
@@ -1232,8 +1237,16 @@ fn run_sanitize(
     } else {
         output.unwrap_or(file)
     };
+    let spool = spool_next_to(target, &config);
     let opts = sanitize::Options {
-        spool_dir: spool_next_to(target).spool_dir,
+        spool_dir: spool.spool_dir,
+        scan: ScanOptions {
+            limits: crate::container::Limits {
+                timeout: limit,
+                ..spool.scan.limits
+            },
+            ..spool.scan
+        },
         ..opts
     };
     match sanitize::sanitize_file(file, policy, &opts) {

@@ -241,3 +241,31 @@ fn output_equal_to_input_keeps_a_backup_and_stale_temps_are_swept() {
     );
     assert!(!stale.exists(), "a dead run's temp file is swept");
 }
+
+#[test]
+fn sanitize_decides_under_the_configured_budgets() {
+    let d = tmp();
+    let mut p = int_list(5_000);
+    p.pop(); // the STOP: an attack follows the list, then STOP.
+    p.extend_from_slice(b"0cos\nsystem\n(S'x'\ntR.");
+    write(d.path(), "m.pkl", &p);
+    write(
+        d.path(),
+        ".picklegate.yaml",
+        b"version: 1\nbudgets:\n  opcodes: 100\n",
+    );
+    let out = run(
+        d.path(),
+        &["sanitize", "m.pkl", "-o", "out.pkl", "--format", "json"],
+    );
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("more than 100 opcodes"),
+        "{v}"
+    );
+    assert!(!d.path().join("out.pkl").exists());
+}

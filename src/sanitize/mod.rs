@@ -133,6 +133,8 @@ pub struct Options {
     /// Where archives are streamed to a temp file (the destination's directory, so that
     /// `Output::commit` is a rename); `None` keeps every replacement in memory.
     pub spool_dir: Option<PathBuf>,
+    /// Budgets of the scans that decide what to rewrite (the configuration's `budgets:`).
+    pub scan: ScanOptions,
 }
 
 /// The scanner's bomb rule: a ratio cap above a floor, never past the total budget.
@@ -154,7 +156,7 @@ pub fn sanitize_file(
     policy: &Policy,
     opts: &Options,
 ) -> Result<Outcome, SanitizeError> {
-    let report = scan::scan_file(path, policy, &ScanOptions::default());
+    let report = scan::scan_file(path, policy, &opts.scan);
     let io = |e: std::io::Error| SanitizeError::Io {
         path: path.display().to_string(),
         source: e,
@@ -173,7 +175,7 @@ pub fn sanitize_bytes(
     policy: &Policy,
     opts: &Options,
 ) -> Result<Outcome, SanitizeError> {
-    let report = scan::scan_bytes(name, data, policy, &ScanOptions::default());
+    let report = scan::scan_bytes(name, data, policy, &opts.scan);
     sanitize_blob(&MemBlob(data), &report, policy, opts)
 }
 
@@ -292,7 +294,7 @@ fn sanitize_member(
     opts: &Options,
     depth: usize,
 ) -> Result<Option<Rewritten>, SanitizeError> {
-    let report = scan::scan_bytes(name, data, policy, &ScanOptions::default());
+    let report = scan::scan_bytes(name, data, policy, &opts.scan);
     let in_memory = Options {
         spool_dir: None,
         ..opts.clone()
