@@ -86,6 +86,15 @@ pub struct Budget {
 }
 
 impl Budget {
+    /// Scan options under these budgets.
+    pub fn scan_options(&self, excerpts: bool) -> crate::scan::ScanOptions {
+        crate::scan::ScanOptions {
+            budgets: self.vm,
+            limits: self.limits,
+            excerpts,
+        }
+    }
+
     /// Applies a configuration's `budgets:` section.
     pub fn with(mut self, def: &BudgetsDef) -> Budget {
         let usize_of = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
@@ -120,40 +129,58 @@ impl Budget {
     }
 }
 
-/// Applies the run's findings budget to one more file's report: once `total` has
-/// reached `max`, the file keeps one finding of each rule (so levels and the exit code
-/// are unchanged) and a `budget-exceeded` summary of what was dropped.
-pub fn cap_run(findings: &mut Vec<crate::finding::Finding>, total: &mut usize, max: usize) {
-    use crate::finding::{Finding, Rule};
-    if *total + findings.len() > max {
-        let mut seen = std::collections::HashSet::new();
-        let mut dropped: std::collections::BTreeMap<Rule, usize> = Default::default();
-        findings.retain(|f| {
-            let room = *total < max;
-            if seen.insert(f.rule) || room {
-                *total += 1;
-                true
-            } else {
-                *dropped.entry(f.rule).or_default() += 1;
-                false
-            }
-        });
-        if !dropped.is_empty() {
-            let n: usize = dropped.values().sum();
-            let list: Vec<String> = dropped
-                .iter()
-                .map(|(r, c)| format!("{} ×{c}", r.id()))
-                .collect();
-            findings.push(Finding::omitted(
-                0,
-                format!(
-                    "{n} more finding(s) of this file not kept: the run keeps {max} (budgets.findings-per-run): {}",
-                    list.join(", ")
-                ),
-            ));
+/// A findings cap that keeps one finding of every rule past it, so that the rules'
+/// levels (and the exit code) are the same as without the cap; the rest are counted by
+/// rule for one `budget-exceeded` summary. Used per file (as findings arrive, so memory
+/// stays bounded) and per run.
+#[derive(Debug, Default)]
+pub struct RuleCap {
+    kept: usize,
+    rules: std::collections::HashSet<crate::finding::Rule>,
+    dropped: std::collections::BTreeMap<crate::finding::Rule, usize>,
+}
+
+impl RuleCap {
+    /// Whether a finding of `rule` is kept under a cap of `max`.
+    pub fn admit(&mut self, rule: crate::finding::Rule, max: usize) -> bool {
+        if self.kept >= max && self.rules.contains(&rule) {
+            *self.dropped.entry(rule).or_default() += 1;
+            return false;
         }
-    } else {
-        *total += findings.len();
+        self.rules.insert(rule);
+        self.kept += 1;
+        true
+    }
+
+    /// The summary of what was dropped since the last call (`what` names the cap).
+    pub fn summary(&mut self, what: &str) -> Option<crate::finding::Finding> {
+        if self.dropped.is_empty() {
+            return None;
+        }
+        let dropped = std::mem::take(&mut self.dropped);
+        let n: usize = dropped.values().sum();
+        let list: Vec<String> = dropped
+            .iter()
+            .map(|(r, c)| format!("{} ×{c}", r.id()))
+            .collect();
+        Some(crate::finding::Finding::omitted(
+            0,
+            format!("{n} more finding(s) not kept ({what}): {}", list.join(", ")),
+        ))
+    }
+}
+
+/// Applies the run's findings budget to one more file's report. Each file starts with
+/// every rule unseen, so it keeps one finding of each of its rules.
+pub fn cap_run(findings: &mut Vec<crate::finding::Finding>, run: &mut RuleCap, max: usize) {
+    let mut file = RuleCap {
+        kept: run.kept,
+        ..RuleCap::default()
+    };
+    findings.retain(|f| file.admit(f.rule, max));
+    run.kept = file.kept;
+    if let Some(s) = file.summary(&format!("the run keeps {max}, budgets.findings-per-run")) {
+        findings.push(s);
     }
 }
 

@@ -431,7 +431,7 @@ fn sha256_file(path: &Path) -> Option<String> {
         }
         h.update(&buf[..n]);
     }
-    Some(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Some(crate::digest::hex(&h.finalize()))
 }
 
 /// The LFS oid of a pointer file, which exceptions may pin instead of the content digest.
@@ -466,14 +466,6 @@ fn render(format: Format, reports: &[FileReport], color_ok: bool) -> String {
         Format::Github => report::github::render(reports),
         Format::Gitlab => report::gitlab::render(reports),
     }
-}
-
-fn digest_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// What a scan looks at.
@@ -612,7 +604,7 @@ fn scan_blob(
     if size > git::STREAM_BLOBS_ABOVE {
         // Large blobs (checkpoints) are copied out in bounded chunks and scanned from disk
         // with sparse reads; an LFS pointer is never this large.
-        return match git::spool_blob(repo, change.oid, &std::env::temp_dir()) {
+        return match git::spool_blob(repo, change.oid, size, &std::env::temp_dir()) {
             Ok((temp, digest)) => {
                 let mut r = scan::scan_file_as(&temp.path, &change.path, policy, opts);
                 r.source = Some(source);
@@ -668,7 +660,7 @@ fn scan_blob(
     }
     let mut r = scan::scan_bytes(&change.path, &data, policy, opts);
     r.source = Some(source);
-    (r, Some(digest_hex(&data)))
+    (r, Some(crate::digest::sha256_hex(&data)))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -728,14 +720,11 @@ fn run_scan(
     if let Some(t) = timeout {
         budget.limits.timeout = crate::budget::seconds(t);
     }
-    let opts = ScanOptions {
-        excerpts: format == Format::Human || side.iter().any(|(f, _)| *f == Format::Human),
-        budgets: budget.vm,
-        limits: budget.limits,
-    };
+    let opts = budget
+        .scan_options(format == Format::Human || side.iter().any(|(f, _)| *f == Format::Human));
     let mut used_exceptions = std::collections::HashSet::new();
     let mut reports = Vec::new();
-    let run_total = std::cell::RefCell::new(0usize);
+    let run_cap = std::cell::RefCell::new(crate::budget::RuleCap::default());
     let scan_files = |files: &[PathBuf],
                       reports: &mut Vec<FileReport>,
                       used: &mut HashSet<policy::Origin>| {
@@ -748,7 +737,7 @@ fn run_scan(
             let mut report = scan::scan_file(f, policy, &opts);
             crate::budget::cap_run(
                 &mut report.findings,
-                &mut run_total.borrow_mut(),
+                &mut run_cap.borrow_mut(),
                 opts.limits.max_run_findings,
             );
             let mut digest = || lfs_oid(f).or_else(|| sha256_file(f));
@@ -780,7 +769,7 @@ fn run_scan(
                 scan_blob(repo, c, kind, range, policy, &opts, g.max_blob_size);
             crate::budget::cap_run(
                 &mut report.findings,
-                &mut run_total.borrow_mut(),
+                &mut run_cap.borrow_mut(),
                 opts.limits.max_run_findings,
             );
             let mut digest = || digest.clone();
@@ -1113,11 +1102,7 @@ fn spool_next_to(target: &Path, config: &Config) -> sanitize::Options {
         .unwrap_or(Path::new("."));
     sanitize::Options {
         spool_dir: Some(dir.to_path_buf()),
-        scan: ScanOptions {
-            budgets: config.budget.vm,
-            limits: config.budget.limits,
-            excerpts: false,
-        },
+        scan: config.budget.scan_options(false),
         ..sanitize::Options::default()
     }
 }
@@ -1237,16 +1222,11 @@ fn run_sanitize(
     } else {
         output.unwrap_or(file)
     };
-    let spool = spool_next_to(target, &config);
+    let mut budget = config.budget;
+    budget.limits.timeout = limit;
     let opts = sanitize::Options {
-        spool_dir: spool.spool_dir,
-        scan: ScanOptions {
-            limits: crate::container::Limits {
-                timeout: limit,
-                ..spool.scan.limits
-            },
-            ..spool.scan
-        },
+        spool_dir: spool_next_to(target, &config).spool_dir,
+        scan: budget.scan_options(false),
         ..opts
     };
     match sanitize::sanitize_file(file, policy, &opts) {

@@ -289,10 +289,12 @@ pub const STREAM_BLOBS_ABOVE: u64 = 64 << 20;
 
 /// Copies a blob to a fresh temp file in `dir` without holding it in memory: libgit2's
 /// streaming reader for loose objects, else `git cat-file blob` (libgit2 cannot stream
-/// packed objects). Returns the file and the blob's sha256.
+/// packed objects). `expected` is the blob's size ([`blob_size`]). Returns the file and the
+/// blob's sha256.
 pub fn spool_blob(
     repo: &Repository,
     oid: Oid,
+    expected: u64,
     dir: &Path,
 ) -> Result<(crate::spool::TempFile, String), GitError> {
     use sha2::Digest;
@@ -317,7 +319,6 @@ pub fn spool_blob(
         }
         Ok(total)
     };
-    let expected = blob_size(repo, oid)?;
     let odb = repo.odb()?;
     let copied = match odb.reader(oid) {
         Ok((mut r, _, _)) => copy(&mut r).map_err(io_err)?,
@@ -349,12 +350,7 @@ pub fn spool_blob(
         )));
     }
     file.flush().map_err(io_err)?;
-    let digest = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok((temp, digest))
+    Ok((temp, crate::digest::hex(&hasher.finalize())))
 }
 
 /// A Git LFS pointer: (oid, size).

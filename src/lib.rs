@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod container;
 pub mod diag;
+pub mod digest;
 pub mod disasm;
 pub mod finding;
 pub mod git;

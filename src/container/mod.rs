@@ -116,11 +116,8 @@ struct Walker<'p> {
     /// graph decides ([`vm::pickle_bearing`]), and nothing is reported if it says no.
     undecided: bool,
     readings: Vec<Reading>,
-    /// Findings past `max_findings`, by rule (reported as one summary finding).
-    dropped: std::collections::BTreeMap<Rule, usize>,
-    /// Rules with at least one kept finding: one finding of every rule is always kept,
-    /// so a rule's level still decides the exit code when the cap is reached.
-    kept_rules: std::collections::HashSet<Rule>,
+    /// The per-file findings cap (`budgets.findings`).
+    cap: crate::budget::RuleCap,
     /// The file's clock ran out (reported once).
     timed_out: bool,
     /// Blobs opened so far in this file (members at every depth): overlapping archives
@@ -156,8 +153,7 @@ pub fn scan_blob(
         reading: PICKLE,
         undecided: false,
         readings: Vec::new(),
-        dropped: Default::default(),
-        kept_rules: Default::default(),
+        cap: Default::default(),
         timed_out: false,
         opened: 0,
     };
@@ -169,21 +165,9 @@ pub fn scan_blob(
     if let Some(f) = extension_mismatch(name, format).filter(|_| bearing) {
         w.push(f, None);
     }
-    if !w.dropped.is_empty() {
-        let total: usize = w.dropped.values().sum();
-        let by_rule: Vec<String> = w
-            .dropped
-            .iter()
-            .map(|(r, n)| format!("{} ×{n}", r.id()))
-            .collect();
-        w.findings.push(Finding::omitted(
-            0,
-            format!(
-                "{total} more finding(s) not kept (budgets.findings: {} per file): {}",
-                w.limits.max_findings,
-                by_rule.join(", ")
-            ),
-        ));
+    let what = format!("budgets.findings: {} per file", w.limits.max_findings);
+    if let Some(summary) = w.cap.summary(&what) {
+        w.findings.push(summary);
     }
     w.findings.sort_by(|a, b| {
         b.severity
@@ -277,12 +261,9 @@ impl Walker<'_> {
         if f.reading.is_none() {
             f.reading = Some(self.reading);
         }
-        if self.findings.len() >= self.limits.max_findings && self.kept_rules.contains(&f.rule) {
-            *self.dropped.entry(f.rule).or_default() += 1;
-            return;
+        if self.cap.admit(f.rule, self.limits.max_findings) {
+            self.findings.push(f.clipped());
         }
-        self.kept_rules.insert(f.rule);
-        self.findings.push(f.clipped());
     }
 
     /// Whether the file's clock has run out; the first time, a finding says so.

@@ -16,7 +16,7 @@ pub fn of(path: &str, f: &Finding) -> String {
         h.update(part.as_bytes());
         h.update([0u8]);
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::digest::hex(&h.finalize())
 }
 
 /// A path as a relative URI (`./` dropped, `\` as `/`, reserved characters escaped).
