@@ -44,6 +44,16 @@ inputs() {
   done
 }
 
+# The first compiler error of a failed build (cargo-fuzz ends with its own backtrace, which
+# says nothing about the cause), else the last lines.
+show_build_error() {
+  if grep -q '^error' "$work/build.err"; then
+    grep -m1 -A12 '^error' "$work/build.err" | sed 's/^/    /'
+  else
+    tail -5 "$work/build.err" | sed 's/^/    /'
+  fi
+}
+
 have_cargo_fuzz() { cargo fuzz --version >/dev/null 2>&1; }
 
 if [ "$mode" = auto ] || [ "$mode" = fuzz ]; then
@@ -71,16 +81,16 @@ if [ "$mode" = fuzz ]; then
   if ! "${cargo[@]}" fuzz build "${flags[@]}" 2>"$work/build.err"; then
     if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
       say "the stable build failed; trying nightly:"
-      tail -5 "$work/build.err" | sed 's/^/    /'
+      show_build_error
       cargo=(cargo +nightly)
       if ! "${cargo[@]}" fuzz build "${flags[@]}" 2>"$work/build.err"; then
         say "the nightly build failed too; replaying on stable instead:"
-        tail -5 "$work/build.err" | sed 's/^/    /'
+        show_build_error
         mode=replay
       fi
     else
       say "the cargo fuzz build failed; replaying on stable instead:"
-      tail -5 "$work/build.err" | sed 's/^/    /'
+      show_build_error
       mode=replay
     fi
   fi

@@ -286,6 +286,7 @@ pub fn sanitize(data: &[u8]) {
     let opts = sanitize::Options {
         rebuild_clean: sel & 8 != 0,
         spool_dir: None,
+        scan: ScanOptions::default(),
     };
     let (output, format) = match sanitize::sanitize_bytes(name, data, policy(), &opts) {
         Err(_) | Ok(sanitize::Outcome::Clean) => return,
