@@ -608,16 +608,9 @@ impl Config {
         &self.default_policy
     }
 
-    /// The level of a rule: command line over configuration over the rule's default.
-    pub fn level(&self, rule: Rule, cli: &HashMap<Rule, Level>) -> Level {
-        cli.get(&rule)
-            .or_else(|| self.levels.get(&rule))
-            .copied()
-            .unwrap_or(if rule == Rule::LfsPointer {
-                Level::Warn
-            } else {
-                Level::Deny
-            })
+    /// The level the command line or the configuration sets for a rule, if any.
+    pub fn configured_level(&self, rule: Rule, cli: &HashMap<Rule, Level>) -> Option<Level> {
+        cli.get(&rule).or_else(|| self.levels.get(&rule)).copied()
     }
 
     /// The exception covering `rel`, if one applies now (unexpired, digest matching).
@@ -646,13 +639,17 @@ impl Config {
         cli: &HashMap<Rule, Level>,
         sha256: &mut dyn FnMut() -> Option<String>,
     ) -> Option<&'c Exception> {
-        findings.retain_mut(|f| match self.level(f.rule, cli) {
-            Level::Allow => false,
-            l => {
-                f.level = l;
-                true
-            }
-        });
+        // A configured level wins; otherwise the finding keeps the level the check gave it
+        // (the rule's default, or `warn` for a trailing pickle that is within policy).
+        findings.retain_mut(
+            |f| match self.configured_level(f.rule, cli).unwrap_or(f.level) {
+                Level::Allow => false,
+                l => {
+                    f.level = l;
+                    true
+                }
+            },
+        );
         if findings.is_empty() {
             return None;
         }

@@ -254,6 +254,8 @@ pub struct Finding {
     /// A count of findings left out of the report (a findings cap), not a limit of the
     /// analysis: the file was still read completely.
     pub counts_only: bool,
+    /// For a refused global: the use the pickle makes of it (the allow mode it needs).
+    pub mode: Option<crate::policy::Mode>,
 }
 
 /// A few disassembly lines with the spans of the primary and related opcodes.
@@ -284,6 +286,7 @@ impl Finding {
             excerpt: None,
             reading: None,
             counts_only: false,
+            mode: None,
         }
     }
 

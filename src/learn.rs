@@ -3,16 +3,35 @@
 //! that cannot be expressed as an allow entry are listed loudly, never allowed.
 
 use crate::config;
-use crate::finding::Rule;
-use crate::policy::PolicySet;
+use crate::finding::{Rule, Severity};
+use crate::policy::{Mode, PolicySet};
 use crate::scan::{self, ScanOptions};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::path::PathBuf;
 
+/// Whether calling `qualified` is a sink (an `inert` carve-out that covers calls is not).
 fn is_sink(qualified: &str) -> bool {
     let (m, n) = qualified.rsplit_once('.').unwrap_or(("", qualified));
-    crate::policy::sinks::sink_reason(m, n).is_some()
+    crate::policy::sinks::sink_reason_as(m, n, Mode::Call).is_some()
+}
+
+/// Rules about how a file is stored rather than what it runs: a learned baseline may
+/// lower them to `warn` (listed with the files that needed it). Every other rule that
+/// refused a file is printed as a `# !!!` line for a person to decide.
+const LEARNABLE_LEVELS: &[Rule] = &[
+    Rule::TrailingPickle,
+    Rule::TrailingData,
+    Rule::ExtensionMismatch,
+    Rule::LegacyMagic,
+];
+
+/// An allow entry in the narrowest mode the files need (a plain name is `call`).
+fn entry(global: &str, mode: Mode) -> String {
+    match mode {
+        Mode::Call => global.to_string(),
+        m => format!("{{name: {global}, mode: {}}}", m.as_str()),
+    }
 }
 
 pub fn learn(files: &[PathBuf], name: &str) -> Result<String, String> {
@@ -25,6 +44,9 @@ pub fn learn(files: &[PathBuf], name: &str) -> Result<String, String> {
     let opts = ScanOptions::default();
 
     let mut seen = BTreeSet::new();
+    // The widest use of each learned global over all files.
+    let mut modes: BTreeMap<String, Mode> = BTreeMap::new();
+    let mut levels: BTreeMap<Rule, BTreeSet<String>> = BTreeMap::new();
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     let mut containers = BTreeSet::new();
     let mut build = false;
@@ -50,19 +72,29 @@ pub fn learn(files: &[PathBuf], name: &str) -> Result<String, String> {
             match finding.rule {
                 Rule::GlobalNotAllowed => {
                     if let Some(g) = &finding.global {
+                        let m = finding.mode.unwrap_or_default();
+                        modes
+                            .entry(g.clone())
+                            .and_modify(|w| *w = (*w).max(m))
+                            .or_insert(m);
                         if seen.insert(g.clone()) {
                             mine.push(g.clone());
                         }
                     }
                 }
+                // A method call on a global itself (not on an instance) is critical and
+                // never a container to learn.
                 Rule::MethodCall => match &finding.global {
-                    Some(g) if !finding.message.contains("itself") && !is_sink(g) => {
+                    Some(g) if finding.severity < Severity::Critical && !is_sink(g) => {
                         containers.insert(g.clone());
                     }
                     _ => loud.push(format!("{place}: {}", finding.message)),
                 },
                 Rule::BuildNotAllowed if finding.global.as_deref().is_some_and(|g| !is_sink(g)) => build = true,
                 Rule::PersistentId => pids = true,
+                rule if LEARNABLE_LEVELS.contains(&rule) => {
+                    levels.entry(rule).or_default().insert(r.path.clone());
+                }
                 Rule::CodeExecution => loud.push(format!(
                     "{place}: `{}` EXECUTES CODE and is not allowed; remove the file or run `picklegate sanitize`",
                     finding.global.as_deref().unwrap_or("?")
@@ -125,7 +157,8 @@ pub fn learn(files: &[PathBuf], name: &str) -> Result<String, String> {
         for (file, globals) in &groups {
             let _ = writeln!(y, "      # {file}");
             for g in globals {
-                let _ = writeln!(y, "      - {g}");
+                let mode = modes.get(g).copied().unwrap_or_default();
+                let _ = writeln!(y, "      - {}", entry(g, mode));
             }
         }
     }
@@ -141,6 +174,24 @@ pub fn learn(files: &[PathBuf], name: &str) -> Result<String, String> {
         "    persistent_ids: {}",
         if pids { "torch-storage" } else { "none" }
     );
+    if !levels.is_empty() {
+        let _ = writeln!(y, "levels:");
+        for (rule, files) in &levels {
+            let list: Vec<&str> = files.iter().map(String::as_str).take(5).collect();
+            let more = files.len().saturating_sub(list.len());
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                y,
+                "  # refused {}{more} (a storage quirk, not an import)",
+                list.join(", ")
+            );
+            let _ = writeln!(y, "  {}: warn", rule.id());
+        }
+    }
     let _ = writeln!(y, "default: {name}");
     Ok(y)
 }

@@ -236,8 +236,11 @@ pub enum Sniff {
 /// or `pickle.py`, whose union the VM models) read from the first byte reaches STOP, a call
 /// (REDUCE, NEWOBJ, OBJ, INST), a BUILD, an extension lookup, or an import of a module
 /// known to exist, before it fails. A persistent id fails there (no plain loader has a
-/// `persistent_load`), and so does an import of a module that exists nowhere, so nothing
-/// after either counts. No opcode-count heuristics.
+/// `persistent_load`), so nothing after it counts. An import of a module picklegate does
+/// not know is not evidence on its own (`cats\ndogs\n` in a label list is a GLOBAL), but
+/// it does not hide what follows either: that module may well exist where the file is
+/// loaded (the user's own package), and then every later opcode runs. No opcode-count
+/// heuristics.
 pub fn pickle_bearing(g: &Graph) -> bool {
     bearing(g, true)
 }
@@ -256,16 +259,15 @@ fn bearing(g: &Graph, budget_counts: bool) -> bool {
             cut = cut.min(off);
         }
     }
-    if let Some(off) = first_failing_import(g) {
-        cut = cut.min(off);
-    }
     let before = |off: u64| inside(off) && off < cut;
     // A budget (opcodes, memory, the clock) ended the analysis, not the unpickler: what
     // the rest of the stream does is unknown, so it counts (fail closed). Otherwise a run
     // of harmless opcodes long enough to reach a budget would hide what follows it.
     let budget_cut = budget_counts && s.error.as_ref().is_some_and(|e| e.budget);
     ((budget_cut || s.stopped) && cut == u64::MAX)
-        || g.globals.iter().any(|gl| before(gl.offset))
+        || g.globals
+            .iter()
+            .any(|gl| before(gl.offset) && importable(gl))
         || g.calls.iter().any(|c| before(c.offset))
         || g.exts.iter().any(|&e| before(g.value(e).offset))
         || g.mutations
@@ -292,8 +294,8 @@ pub fn sniff(head: &[u8], whole: bool) -> Sniff {
         return Sniff::No;
     };
     // A failure inside the window that is not "ran out of data" is where every loader
-    // stops too; a persistent id or an import of a module that exists nowhere as well.
-    let cut_early = !g.persids.is_empty() || first_failing_import(&g).is_some();
+    // stops too; a persistent id as well.
+    let cut_early = !g.persids.is_empty();
     let failed_inside = s.error.as_ref().is_some_and(|e| !e.at_eof && !e.budget);
     if cut_early || failed_inside {
         Sniff::No

@@ -92,6 +92,46 @@ impl PersistentIds {
     }
 }
 
+/// How a pickle may use an allowed global, narrowest first. Each mode includes the ones
+/// before it; when several policies of an `extends` chain list a name, the widest wins.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Appears as a value (an argument of an allowed call, BUILD state, an item) and is
+    /// never called by the pickle: e.g. a function stored in a `functools.partial`, the
+    /// subtype handed to numpy's `_reconstruct`.
+    Reference,
+    /// Also instantiated without running `__init__`: the class of NEWOBJ/NEWOBJ_EX, of
+    /// `copyreg.__newobj__`/`__newobj_ex__`, or of `copyreg._reconstructor(cls, object, …)`,
+    /// followed by BUILD of its state (dataclasses such as `TrainingArguments`).
+    New,
+    /// Also called (REDUCE, INST, OBJ): its constructor or body runs with the pickle's
+    /// arguments. What a plain string entry means.
+    #[default]
+    Call,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Reference => "reference",
+            Mode::New => "new",
+            Mode::Call => "call",
+        }
+    }
+
+    /// What a use in this mode does, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Mode::Reference => "only referenced as a value",
+            Mode::New => "instantiated without __init__ (NEWOBJ or a copyreg reconstructor)",
+            Mode::Call => "called",
+        }
+    }
+}
+
 /// An allow entry: `module.qualname`, or a mapping that can accept a known sink.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
@@ -110,6 +150,9 @@ pub struct DetailedAllow {
     pub accept_code_execution: bool,
     #[serde(default)]
     pub reason: Option<String>,
+    /// How the pickle may use it (default `call`).
+    #[serde(default)]
+    pub mode: Mode,
 }
 
 impl AllowEntry {
@@ -122,6 +165,13 @@ impl AllowEntry {
 
     fn accepts_code_execution(&self) -> bool {
         matches!(self, AllowEntry::Detailed(d) if d.accept_code_execution)
+    }
+
+    pub fn mode(&self) -> Mode {
+        match self {
+            AllowEntry::Name(_) => Mode::Call,
+            AllowEntry::Detailed(d) => d.mode,
+        }
     }
 }
 
@@ -248,9 +298,9 @@ pub const MAX_EXTENDS_DEPTH: usize = 64;
 pub struct Policy {
     pub name: String,
     pub origin: Origin,
-    allow: HashMap<String, Origin>,
+    allow: HashMap<String, (Origin, Mode)>,
     /// `module.Prefix*Suffix` patterns: (module, prefix, suffix).
-    patterns: Vec<(String, String, String, Origin)>,
+    patterns: Vec<(String, String, String, Origin, Mode)>,
     deny: HashMap<String, Origin>,
     containers: HashSet<String>,
     pub build: BuildMode,
@@ -261,28 +311,40 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// Where the allow entry for `module.name` is written, when the policy allows it.
+    /// Where the allow entry for `module.name` is written, when the policy allows it in
+    /// some mode.
     pub fn allowed(&self, module: &str, name: &str) -> Option<&Origin> {
+        self.allowed_mode(module, name).map(|(o, _)| o)
+    }
+
+    /// The allow entry for `module.name` and the widest use it permits.
+    pub fn allowed_mode(&self, module: &str, name: &str) -> Option<(&Origin, Mode)> {
         let q = format!("{module}.{name}");
         if self.deny.contains_key(&q) {
             return None;
         }
-        let hit = self.allow.get(&q).or_else(|| {
+        let hit = self.allow.get(&q).map(|(o, m)| (o, *m)).or_else(|| {
             self.patterns
                 .iter()
-                .find(|(m, pre, suf, _)| {
+                .find(|(m, pre, suf, _, _)| {
                     m == module
                         && !name.contains('.')
                         && name.len() >= pre.len() + suf.len()
                         && name.starts_with(pre.as_str())
                         && name.ends_with(suf.as_str())
                 })
-                .map(|p| &p.3)
+                .map(|p| (&p.3, p.4))
         });
-        if let (Some(o), Ok(mut used)) = (hit, self.used.lock()) {
+        if let (Some((o, _)), Ok(mut used)) = (hit, self.used.lock()) {
             used.insert(o.clone());
         }
         hit
+    }
+
+    /// Whether the policy allows `module.name` used as `mode` says.
+    pub fn allows_as(&self, module: &str, name: &str, mode: Mode) -> bool {
+        self.allowed_mode(module, name)
+            .is_some_and(|(_, m)| mode <= m)
     }
 
     pub fn is_container(&self, qualified: &str) -> bool {
@@ -489,7 +551,8 @@ impl PolicySet {
                 ));
             }
             let (module, qual) = e.rsplit_once('.').unwrap_or(("", e));
-            if let Some(reason) = sinks::sink_reason(module, qual) {
+            let mode = entry.value.mode();
+            if let Some(reason) = sinks::sink_reason_as(module, qual, mode) {
                 if !entry.value.accepts_code_execution() {
                     return Err(diag_at(
                         &raw.file,
@@ -518,11 +581,15 @@ impl PolicySet {
                     pre.to_string(),
                     suf.to_string(),
                     origin(&entry.referenced),
+                    mode,
                 ));
             } else {
-                p.allow
+                // The first entry keeps its origin; the widest mode of all entries wins.
+                let slot = p
+                    .allow
                     .entry(e.to_string())
-                    .or_insert_with(|| origin(&entry.referenced));
+                    .or_insert_with(|| (origin(&entry.referenced), mode));
+                slot.1 = slot.1.max(mode);
             }
         }
         for entry in &raw.def.deny {

@@ -3,8 +3,9 @@
 //! The list never grants anything: policies are allow-lists. It sharpens messages
 //! ("this executes code") and stops policies from allowing a sink by accident.
 
+use super::Mode;
 use serde::Deserialize;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::OnceLock;
 
 pub const SINKS_YAML: &str = include_str!("../../policies/sinks.yaml");
@@ -16,11 +17,29 @@ struct SinkFile {
     version: u32,
     modules: Vec<String>,
     names: Vec<String>,
+    #[serde(default)]
+    inert: Vec<Inert>,
+    #[serde(default)]
+    does: BTreeMap<String, String>,
+}
+
+/// An exact name inside a sink module that is data, not code, when used at most as `mode`
+/// says: the carve-out is per name and per use, never per module.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Inert {
+    name: String,
+    mode: Mode,
+    #[allow(dead_code)] // read by people; required so that no carve-out is unexplained
+    reason: String,
 }
 
 struct Sinks {
     modules: HashSet<String>,
     names: HashSet<String>,
+    /// Carve-outs: exact `module.qualname` → the widest use that keeps it inert.
+    inert: HashMap<String, Mode>,
+    does: BTreeMap<String, String>,
     /// The longest entry: a longer dotted name cannot be one, so it is not hashed
     /// (attribute chains of megabytes stay linear).
     longest: usize,
@@ -35,17 +54,22 @@ fn sinks() -> &'static Sinks {
             version: 1,
             modules: Vec::new(),
             names: Vec::new(),
+            inert: Vec::new(),
+            does: BTreeMap::new(),
         });
         let longest = f
             .modules
             .iter()
             .chain(&f.names)
             .map(String::len)
+            .chain(f.inert.iter().map(|i| i.name.len()))
             .max()
             .unwrap_or(0);
         Sinks {
             modules: f.modules.into_iter().collect(),
             names: f.names.into_iter().collect(),
+            inert: f.inert.into_iter().map(|i| (i.name, i.mode)).collect(),
+            does: f.does,
             longest,
         }
     })
@@ -55,13 +79,40 @@ fn is_dunder(s: &str) -> bool {
     s.len() > 4 && s.starts_with("__") && s.ends_with("__")
 }
 
-/// Why `module.name` is a code-execution sink, or `None`.
+/// What the sink entry `key` (a module or a name) does, for messages.
+fn does(s: &Sinks, key: &str, fallback: &str) -> String {
+    match s.does.get(key) {
+        Some(d) => format!("`{key}` {d}"),
+        None => format!("`{key}` {fallback}"),
+    }
+}
+
+/// The widest use of the exact name `module.name` that its carve-out keeps inert.
+pub fn inert_up_to(module: &str, name: &str) -> Option<Mode> {
+    let s = sinks();
+    if module.len() + name.len() + 1 > s.longest {
+        return None;
+    }
+    s.inert.get(&format!("{module}.{name}")).copied()
+}
+
+/// Why `module.name`, used as `mode` says (called, instantiated, or only referenced), is a
+/// code-execution sink, or `None`. An `inert` carve-out of `sinks.yaml` applies only to its
+/// exact name and only up to its mode.
+pub fn sink_reason_as(module: &str, name: &str, mode: Mode) -> Option<String> {
+    if inert_up_to(module, name).is_some_and(|m| mode <= m) {
+        return None;
+    }
+    sink_reason(module, name)
+}
+
+/// Why `module.name` is a code-execution sink when called, or `None`.
 pub fn sink_reason(module: &str, name: &str) -> Option<String> {
     let s = sinks();
     let mut prefix = module;
     loop {
         if s.modules.contains(prefix) {
-            return Some(format!("`{prefix}` can run commands or code"));
+            return Some(does(s, prefix, "can run commands or code"));
         }
         match prefix.rfind('.') {
             Some(i) => prefix = &prefix[..i],
@@ -76,9 +127,7 @@ pub fn sink_reason(module: &str, name: &str) -> Option<String> {
         qual.push_str(part);
         let short = qual.len() <= s.longest;
         if short && s.names.contains(qual.as_str()) {
-            return Some(format!(
-                "`{qual}` executes code or reaches arbitrary objects"
-            ));
+            return Some(does(s, &qual, "executes code or reaches arbitrary objects"));
         }
         if i > 0 && is_dunder(part) {
             return Some(format!(
@@ -86,7 +135,7 @@ pub fn sink_reason(module: &str, name: &str) -> Option<String> {
             ));
         }
         if short && s.modules.contains(qual.as_str()) {
-            return Some(format!("`{qual}` can run commands or code"));
+            return Some(does(s, &qual, "can run commands or code"));
         }
     }
     // `pathlib` + `os.system`: an attribute chain can reach a sink module through any
@@ -135,5 +184,48 @@ mod tests {
         assert!(sink_reason("osx", "thing").is_none());
         assert!(sink_reason("torch.serialization", "os.system").is_some());
         assert!(sink_reason("torch.serialization", "_get_layout").is_none());
+    }
+
+    #[test]
+    fn carve_outs_are_exact_names_up_to_their_mode() {
+        // Inert as written, within its mode.
+        assert!(sink_reason_as("pathlib", "PosixPath", Mode::Call).is_none());
+        assert!(sink_reason_as("typing", "Any", Mode::Reference).is_none());
+        assert!(sink_reason_as("numpy", "memmap", Mode::Reference).is_none());
+        assert!(sink_reason_as("functools", "partial", Mode::Call).is_none());
+        // Beyond its mode, or any other name of the module, or an attribute of it: a sink.
+        assert!(sink_reason_as("numpy", "memmap", Mode::Call).is_some());
+        assert!(sink_reason_as("typing", "Any", Mode::Call).is_some());
+        assert!(sink_reason_as("pathlib", "PosixPath.open", Mode::Reference).is_some());
+        assert!(sink_reason_as("pathlib", "os", Mode::Reference).is_some());
+        assert!(sink_reason_as("functools", "reduce", Mode::Reference).is_some());
+        assert!(sink_reason_as("types", "FunctionType", Mode::Reference).is_some());
+    }
+
+    #[test]
+    fn findings_say_what_a_sink_does() {
+        let r = sink_reason("os", "system").unwrap_or_default();
+        assert!(r.contains("runs shell commands"), "{r}");
+        let r = sink_reason("builtins", "eval").unwrap_or_default();
+        assert!(r.contains("evaluates a string as Python code"), "{r}");
+        let r = sink_reason("spacy.tokens.doc", "unpickle_doc").unwrap_or_default();
+        assert!(r.contains("nested bytes"), "{r}");
+        // Every `does` key is a listed module or name, and every carve-out sits in a sink.
+        let f: SinkFile = serde_saphyr::from_str(SINKS_YAML).unwrap_or_else(|e| panic!("{e}"));
+        for k in f.does.keys() {
+            assert!(
+                f.modules.contains(k) || f.names.contains(k),
+                "does: {k} is not a sink"
+            );
+        }
+        for i in &f.inert {
+            let (m, n) = i.name.rsplit_once('.').unwrap_or_default();
+            assert!(
+                sink_reason(m, n).is_some(),
+                "inert: {} is not in a sink",
+                i.name
+            );
+            assert!(!i.reason.is_empty());
+        }
     }
 }

@@ -24,6 +24,9 @@ struct JsonFinding<'a> {
     policy: Option<&'a str>,
     /// Which loader's reading of the bytes produced the finding.
     reading: Option<&'a str>,
+    /// For a refused global: the allow mode its use needs (`reference`, `new`, `call`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mode: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -64,6 +67,7 @@ fn finding(f: &Finding) -> JsonFinding<'_> {
         related: &f.related,
         policy: f.policy.as_deref(),
         reading: f.reading,
+        mode: f.mode.map(crate::policy::Mode::as_str),
     }
 }
 

@@ -59,12 +59,17 @@ struct Ctx<'a> {
     stored: HashSet<ValueId>,
     /// Calls by callee.
     calls_by_callee: HashMap<ValueId, Vec<usize>>,
+    /// How each global is used and which getattr calls name an exact attribute: the
+    /// scan's own reading (`check::uses`), so both decide alike.
+    uses: crate::check::uses::Uses,
     /// Whether every call of a callee fits a substitute's argument shape, by (callee,
     /// substitute): one shared callable called 10,000 times is checked once.
     shape_fits: std::cell::RefCell<HashMap<(ValueId, usize), bool>>,
 }
 
 impl Ctx<'_> {
+    /// Whether `id` names something the policy allows for the use the pickle makes of
+    /// it: a global (in its allow mode), or a resolved `getattr(G, 'attr')`.
     fn allowed_global(&self, id: ValueId) -> bool {
         if self.wrapper_callees.contains(&id) {
             return true;
@@ -72,11 +77,31 @@ impl Ctx<'_> {
         match self.g.value(id).kind {
             Kind::Global(gi) => {
                 let gl = &self.g.globals[gi as usize];
+                let used = self.uses.globals[gi as usize].mode;
                 matches!(gl.resolution, Resolution::Literal)
-                    && self.policy.allowed(&gl.module, &gl.name).is_some()
+                    && (self.uses.getattr_resolved[gi as usize]
+                        || self.policy.allows_as(&gl.module, &gl.name, used))
             }
+            Kind::Call(_) => self.allowed_attr(id),
             _ => false,
         }
+    }
+
+    /// Whether `id` is a resolved getattr whose dotted name the policy allows.
+    fn allowed_attr(&self, id: ValueId) -> bool {
+        self.uses
+            .attrs
+            .get(&id)
+            .is_some_and(|a| self.policy.allows_as(&a.module, &a.name, a.used.mode))
+    }
+
+    /// Whether the call that produced `id` may stay as it is: its callee is allowed, or
+    /// it is a getattr resolved to an allowed name.
+    fn allowed_call(&self, id: ValueId, callee: ValueId) -> bool {
+        if self.uses.attrs.contains_key(&id) {
+            return self.allowed_attr(id);
+        }
+        self.allowed_global(callee)
     }
 
     fn inputs(&self, id: ValueId) -> Vec<ValueId> {
@@ -339,6 +364,7 @@ pub fn rebuild(g: &Graph, data: &[u8], policy: &Policy) -> Result<Rebuilt, Strin
             .collect(),
         stored: stored_values(g),
         calls_by_callee: HashMap::new(),
+        uses: crate::check::uses::analyze(g, data),
         shape_fits: Default::default(),
     };
     for (i, c) in g.calls.iter().enumerate() {
@@ -371,7 +397,7 @@ pub fn rebuild(g: &Graph, data: &[u8], policy: &Policy) -> Result<Rebuilt, Strin
         .iter()
         .copied()
         .filter(|&id| match g.value(id).kind {
-            Kind::Call(c) => !ctx.allowed_global(g.calls[c as usize].callee),
+            Kind::Call(c) => !ctx.allowed_call(id, g.calls[c as usize].callee),
             _ => false,
         })
         .collect();
@@ -441,7 +467,10 @@ pub fn rebuild(g: &Graph, data: &[u8], policy: &Policy) -> Result<Rebuilt, Strin
                     Some(Subst::EmptyCall(mo, n)) | Some(Subst::Callee(mo, n)) => {
                         Some(format!("{mo}.{n}"))
                     }
-                    None => g.callee_global(&g.calls[c as usize]).map(Global::qualified),
+                    None => ctx
+                        .uses
+                        .name_of(g, g.calls[c as usize].callee)
+                        .map(|(mo, n)| format!("{mo}.{n}")),
                 };
                 match (kind, producer) {
                     (MutKind::Build, Some(p)) => {

@@ -1,10 +1,13 @@
 //! Effects × policy → findings. One decision procedure per effect kind; every effect
 //! the VM found is either allowed by the policy or becomes a finding (default deny).
 
+pub mod uses;
+
 use crate::finding::{Finding, Related, Rule};
 use crate::pickle::graph::*;
-use crate::policy::{sinks, BuildMode, PersistentIds, Policy};
+use crate::policy::{sinks, BuildMode, Mode, PersistentIds, Policy};
 use std::collections::HashMap;
+use uses::Uses;
 
 const MAX_RELATED: usize = 8;
 
@@ -79,37 +82,79 @@ pub fn check(g: &Graph, data: &[u8], policy: &Policy) -> Vec<Finding> {
 
 pub fn check_with(g: &Graph, data: &[u8], policy: &Policy, ctx: &Context) -> Vec<Finding> {
     let mut out = Findings::default();
-    let refused = check_globals(g, policy, ctx, &mut out);
+    let uses = uses::analyze(g, data);
+    let mut refused = check_globals(g, &uses, policy, ctx, &mut out);
+    check_attrs(&uses, policy, &mut out, &mut refused);
     link_call_sites(g, &refused, &mut out.kept);
-    check_calls(g, data, &mut out);
-    check_mutations(g, data, policy, ctx, &mut out);
+    check_calls(g, &uses, data, &mut out);
+    check_mutations(g, &uses, data, policy, ctx, &mut out);
     check_persids(g, data, policy, &mut out);
     check_exts(g, &mut out);
     check_streams(g, ctx, &mut out);
     let mut out = out.finish();
+    // Pickles stored back to back (an append log) where every one of them is within
+    // policy: a loader that reads on runs only allowed code, so this warns.
+    if out.iter().all(|f| f.rule == Rule::TrailingPickle) {
+        for f in &mut out {
+            f.level = crate::config::Level::Warn;
+            f.message
+                .push_str("; every pickle of the stream is within policy, so this only warns");
+        }
+    }
     out.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.offset.cmp(&b.offset)));
     out
 }
 
 /// Globals that belong to the container format rather than to the pickled object.
 fn is_format_global(gl: &Global, ctx: &Context) -> bool {
-    (gl.module == "joblib.numpy_pickle" && gl.name == "NumpyArrayWrapper")
-        || (ctx.torchscript && (gl.module == "__torch__" || gl.module.starts_with("__torch__.")))
+    is_format_name(&gl.module, &gl.name, ctx)
 }
 
 fn policy_note(policy: &Policy) -> String {
     format!("{} ({})", policy.name, policy.origin)
 }
 
+/// The finding for a name the policy allows, but not for the use the pickle makes of it;
+/// `None` when the use is within what the policy allows.
+fn misuse(
+    policy: &Policy,
+    module: &str,
+    name: &str,
+    used: &uses::Use,
+    what: &str,
+) -> Option<Finding> {
+    let (_, allowed) = policy.allowed_mode(module, name)?;
+    if used.mode <= allowed {
+        return None;
+    }
+    let mut f = Finding::new(
+        Rule::GlobalNotAllowed,
+        used.offset,
+        format!(
+            "{what} is {} by {} at byte {}, but policy `{}` allows it only {} (mode `{}`; this use needs mode `{}`)",
+            used.mode.describe(),
+            used.opcode,
+            used.offset,
+            policy.name,
+            allowed.describe(),
+            allowed.as_str(),
+            used.mode.as_str()
+        ),
+    );
+    f.mode = Some(used.mode);
+    Some(f)
+}
+
 /// Returns, for each refused global's value id, the index of its finding in `out`.
 fn check_globals(
     g: &Graph,
+    uses: &Uses,
     policy: &Policy,
     ctx: &Context,
     out: &mut Findings,
 ) -> HashMap<ValueId, usize> {
     let mut refused = HashMap::new();
-    for gl in &g.globals {
+    for (gi, gl) in g.globals.iter().enumerate() {
         let len = match gl.opcode {
             crate::pickle::op::Opcode::Global | crate::pickle::op::Opcode::Inst => {
                 (gl.module.len() + gl.name.len() + 3) as u64
@@ -128,15 +173,31 @@ fn check_globals(
             }
             continue;
         }
-        if policy.allowed(&gl.module, &gl.name).is_some() || is_format_global(gl, ctx) {
+        if is_format_global(gl, ctx) || uses.getattr_resolved[gi] {
             continue;
         }
+        let used = &uses.globals[gi];
         let q = gl.qualified();
+        if policy.allows_as(&gl.module, &gl.name, used.mode) {
+            continue;
+        }
+        if let Some(mut f) = misuse(policy, &gl.module, &gl.name, used, &format!("`{q}`")) {
+            f.global = Some(q);
+            f.policy = Some(policy_note(policy));
+            f.related.push(Related {
+                offset: gl.offset,
+                label: format!("imported here by {}", gl.opcode.name()),
+            });
+            if let Some(i) = out.push(f) {
+                refused.insert(gl.value, i);
+            }
+            continue;
+        }
         let via = match &gl.original {
             Some((m, n)) => format!(" (written as `{m} {n}`, mapped by fix_imports)"),
             None => String::new(),
         };
-        let mut f = match sinks::sink_reason(&gl.module, &gl.name) {
+        let mut f = match sinks::sink_reason_as(&gl.module, &gl.name, used.mode) {
             Some(reason) => Finding::new(
                 Rule::CodeExecution,
                 gl.offset,
@@ -157,12 +218,61 @@ fn check_globals(
         };
         f.length = len;
         f.global = Some(q);
+        f.mode = Some(used.mode);
         f.policy = Some(policy_note(policy));
         if let Some(i) = out.push(f) {
             refused.insert(gl.value, i);
         }
     }
     refused
+}
+
+/// `getattr(G, 'attr')` with G a global and a literal name is the dotted global `G.attr`:
+/// allowed only when the policy allows that exact name, for the use made of it.
+fn check_attrs(
+    uses: &Uses,
+    policy: &Policy,
+    out: &mut Findings,
+    refused: &mut HashMap<ValueId, usize>,
+) {
+    let mut attrs: Vec<(&ValueId, &uses::Attr)> = uses.attrs.iter().collect();
+    attrs.sort_by_key(|(_, a)| a.offset);
+    for (&id, a) in attrs {
+        if policy.allows_as(&a.module, &a.name, a.used.mode) {
+            continue;
+        }
+        let q = a.qualified();
+        let attr = a.name.rsplit('.').next().unwrap_or_default();
+        let base = &a.name[..a.name.len() - attr.len() - 1];
+        let what = format!(
+            "`builtins.getattr({}.{base}, {attr:?})`, i.e. `{q}`,",
+            a.module
+        );
+        let mut f = match misuse(policy, &a.module, &a.name, &a.used, &what) {
+            Some(f) => f,
+            None => match sinks::sink_reason_as(&a.module, &a.name, a.used.mode) {
+                Some(reason) => Finding::new(
+                    Rule::CodeExecution,
+                    a.offset,
+                    format!("REDUCE calls {what} reaching a sink: this executes code when the file is loaded ({reason})"),
+                ),
+                None => {
+                    let mut f = Finding::new(
+                        Rule::GlobalNotAllowed,
+                        a.offset,
+                        format!("REDUCE calls {what} which policy `{}` does not allow", policy.name),
+                    );
+                    f.mode = Some(a.used.mode);
+                    f
+                }
+            },
+        };
+        f.global = Some(q);
+        f.policy = Some(policy_note(policy));
+        if let Some(i) = out.push(f) {
+            refused.insert(id, i);
+        }
+    }
 }
 
 fn link_call_sites(g: &Graph, refused: &HashMap<ValueId, usize>, out: &mut [Finding]) {
@@ -185,11 +295,11 @@ fn link_call_sites(g: &Graph, refused: &HashMap<ValueId, usize>, out: &mut [Find
     }
 }
 
-fn check_calls(g: &Graph, data: &[u8], out: &mut Findings) {
+fn check_calls(g: &Graph, uses: &Uses, data: &[u8], out: &mut Findings) {
     for call in &g.calls {
         let callee = g.value(call.callee);
         match callee.kind {
-            Kind::Global(_) | Kind::Ext(_) => {}
+            _ if uses.callee_is_named(g, call.callee) => {}
             _ => {
                 let mut f = Finding::new(
                     Rule::UnresolvedCall,
@@ -210,15 +320,32 @@ fn check_calls(g: &Graph, data: &[u8], out: &mut Findings) {
     }
 }
 
-/// The global whose call produced `id`, if `id` is a call result.
-fn producer(g: &Graph, id: ValueId) -> Option<&Global> {
+/// The name (a global or a resolved getattr) whose call produced `id`, if `id` is a call
+/// result; `(module, name, qualified)`.
+fn producer(g: &Graph, uses: &Uses, id: ValueId) -> Option<(String, String, String)> {
     match g.value(id).kind {
-        Kind::Call(c) => g.callee_global(&g.calls[c as usize]),
+        Kind::Call(c) => {
+            let (m, n) = uses.name_of(g, g.calls[c as usize].callee)?;
+            let q = format!("{m}.{n}");
+            Some((m, n, q))
+        }
         _ => None,
     }
 }
 
-fn check_mutations(g: &Graph, data: &[u8], policy: &Policy, ctx: &Context, out: &mut Findings) {
+fn is_format_name(module: &str, name: &str, ctx: &Context) -> bool {
+    (module == "joblib.numpy_pickle" && name == "NumpyArrayWrapper")
+        || (ctx.torchscript && (module == "__torch__" || module.starts_with("__torch__.")))
+}
+
+fn check_mutations(
+    g: &Graph,
+    uses: &Uses,
+    data: &[u8],
+    policy: &Policy,
+    ctx: &Context,
+    out: &mut Findings,
+) {
     for m in &g.mutations {
         let target = g.value(m.target);
         let op = m.kind.opcode().name();
@@ -255,25 +382,24 @@ fn check_mutations(g: &Graph, data: &[u8], policy: &Policy, ctx: &Context, out: 
                 f.global = Some(gl.qualified());
                 Some(f)
             }
-            (MutKind::Build, Kind::Call(_)) => match producer(g, m.target) {
-                Some(gl)
+            (MutKind::Build, Kind::Call(_)) => match producer(g, uses, m.target) {
+                Some((mo, n, _))
                     if (policy.build == BuildMode::Instances
-                        && policy.allowed(&gl.module, &gl.name).is_some())
-                        || is_format_global(gl, ctx) =>
+                        && policy.allows_as(&mo, &n, Mode::New))
+                        || is_format_name(&mo, &n, ctx) =>
                 {
                     None
                 }
-                Some(gl) => {
+                Some((_, _, q)) => {
                     let mut f = Finding::new(
                         Rule::BuildNotAllowed,
                         m.offset,
                         format!(
-                            "BUILD calls __setstate__ on an object made by `{}`, which policy `{}` does not allow",
-                            gl.qualified(),
+                            "BUILD calls __setstate__ on an object made by `{q}`, which policy `{}` does not allow",
                             policy.name
                         ),
                     );
-                    f.global = Some(gl.qualified());
+                    f.global = Some(q);
                     Some(f)
                 }
                 None => Some(Finding::new(
@@ -285,24 +411,22 @@ fn check_mutations(g: &Graph, data: &[u8], policy: &Policy, ctx: &Context, out: 
                     ),
                 )),
             },
-            (_, Kind::Call(_)) => match producer(g, m.target) {
-                Some(gl)
-                    if policy.is_container(&gl.qualified())
-                        && policy.allowed(&gl.module, &gl.name).is_some() =>
+            (_, Kind::Call(_)) => match producer(g, uses, m.target) {
+                Some((mo, n, q))
+                    if policy.is_container(&q) && policy.allowed(&mo, &n).is_some() =>
                 {
                     None
                 }
-                Some(gl) => {
+                Some((_, _, q)) => {
                     let mut f = Finding::new(
                         Rule::MethodCall,
                         m.offset,
                         format!(
-                            "{op} calls `{}` on an object made by `{}`, which is not an allowed container",
+                            "{op} calls `{}` on an object made by `{q}`, which is not an allowed container",
                             m.kind.method(),
-                            gl.qualified()
                         ),
                     );
-                    f.global = Some(gl.qualified());
+                    f.global = Some(q);
                     Some(f)
                 }
                 None => Some(Finding::new(
