@@ -127,11 +127,19 @@ fn misuse(
     if used.mode <= allowed {
         return None;
     }
+    // Allowed as a value, but used in a way that runs it (`numpy.memmap` called).
+    let (rule, sink) = match sinks::sink_reason_as(module, name, used.mode) {
+        Some(r) => (
+            Rule::CodeExecution,
+            format!(": used this way it is a sink ({r})"),
+        ),
+        None => (Rule::GlobalNotAllowed, String::new()),
+    };
     let mut f = Finding::new(
-        Rule::GlobalNotAllowed,
+        rule,
         used.offset,
         format!(
-            "{what} is {} by {} at byte {}, but policy `{}` allows it only {} (mode `{}`; this use needs mode `{}`)",
+            "{what} is {} by {} at byte {}, but policy `{}` allows it only {} (mode `{}`; this use needs mode `{}`){sink}",
             used.mode.describe(),
             used.opcode,
             used.offset,
@@ -580,6 +588,9 @@ fn check_streams(g: &Graph, ctx: &Context, out: &mut Findings) {
         out.push(f);
     }
 }
+
+#[cfg(test)]
+mod mode_tests;
 
 #[cfg(test)]
 mod tests {
