@@ -11,9 +11,8 @@ use crate::policy::PolicySet;
 const BASE: &str = "      - copyreg._reconstructor\n      - copyreg.__newobj__\n      - {name: builtins.object, mode: reference}\n      - {name: builtins.str, mode: reference}\n      - collections.OrderedDict\n";
 
 fn policy(allow: &str) -> Policy {
-    let yaml = format!(
-        "version: 1\npolicies:\n  p:\n    build: instances\n    allow:\n{BASE}{allow}"
-    );
+    let yaml =
+        format!("version: 1\npolicies:\n  p:\n    build: instances\n    allow:\n{BASE}{allow}");
     let mut set = PolicySet::embedded().unwrap_or_else(|e| panic!("{e}"));
     let parsed = crate::config::parse("t.yaml", &yaml).unwrap_or_else(|e| panic!("{e}"));
     set.add("t.yaml", parsed.policies);
@@ -286,4 +285,47 @@ fn an_unknown_module_does_not_hide_what_follows_it() {
     assert!(vm::looks_like_pickle(&data));
     // A label list is still not a pickle: GLOBAL `ats dogs`, then BUILD on one item fails.
     assert!(!vm::looks_like_pickle(b"cats\ndogs\nbirds\nfish\n"));
+}
+
+#[test]
+fn rebuilders_that_call_an_argument_need_it_callable() {
+    // torch's _rebuild_from_type_v2(func, new_type, args, state) calls func(*args).
+    let body = cat(&[
+        &g("torch._tensor", "_rebuild_from_type_v2"),
+        b"(",
+        &g("m", "f"),
+        &g("m", "T"),
+        b")}tR.",
+    ]);
+    let refs = policy(
+        "      - torch._tensor._rebuild_from_type_v2\n      - {name: m.f, mode: reference}\n      - {name: m.T, mode: new}\n",
+    );
+    let f = findings(&refs, &body);
+    assert_eq!(
+        rules(&f),
+        vec![(Rule::GlobalNotAllowed, Some("m.f".into()))]
+    );
+    assert!(
+        f[0].message.contains("is called by REDUCE"),
+        "{}",
+        f[0].message
+    );
+    let called = policy(
+        "      - torch._tensor._rebuild_from_type_v2\n      - m.f\n      - {name: m.T, mode: new}\n",
+    );
+    assert_eq!(rules(&findings(&called, &body)), vec![]);
+    // numpy.memmap handed to numpy's RNG rebuilder is called by it: a sink there.
+    let rng = cat(&[
+        &g("numpy.random._pickle", "__generator_ctor"),
+        &s("MT19937"),
+        &g("numpy", "memmap"),
+        b"\x86R.",
+    ]);
+    let p = policy(
+        "      - numpy.random._pickle.__generator_ctor\n      - {name: numpy.memmap, mode: reference}\n",
+    );
+    assert_eq!(
+        rules(&findings(&p, &rng)),
+        vec![(Rule::CodeExecution, Some("numpy.memmap".into()))]
+    );
 }

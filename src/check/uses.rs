@@ -123,6 +123,22 @@ pub fn analyze(g: &Graph, data: &[u8]) -> Uses {
             }
         }
     }
+    // Which globals are rebuilders that use their arguments: looked up once per global,
+    // not once per call (a forest pickles millions of REDUCEs of a few globals).
+    let rebuilders: Vec<Rebuilder> = g
+        .globals
+        .iter()
+        .map(|gl| {
+            if gl.module == "copyreg" && gl.name == "_reconstructor" {
+                Rebuilder::Reconstructor
+            } else {
+                match crate::policy::sinks::rebuilder_args(&gl.module, &gl.name) {
+                    Some(t) => Rebuilder::Table(t),
+                    None => Rebuilder::None,
+                }
+            }
+        })
+        .collect();
     let mut getattr_calls = vec![0usize; g.globals.len()];
     let mut getattr_other = vec![false; g.globals.len()];
     for (ci, call) in g.calls.iter().enumerate() {
@@ -149,7 +165,13 @@ pub fn analyze(g: &Graph, data: &[u8]) -> Uses {
                 }
                 uses.globals[gi as usize].raise(mode, call.offset, op);
                 if call.kind == CallKind::Reduce {
-                    reconstructor_args(g, &mut uses, &gl.module, &gl.name, call.args, call.offset);
+                    rebuilder_args(
+                        g,
+                        &mut uses,
+                        rebuilders[gi as usize],
+                        call.args,
+                        call.offset,
+                    );
                 }
             }
             Kind::Call(_) => {
@@ -246,19 +268,21 @@ fn resolve_getattr(
     })
 }
 
-/// The copyreg reconstructors instantiate their class argument without `__init__`:
-/// `__newobj__(cls, *args)` and `__newobj_ex__(cls, args, kwargs)` are `cls.__new__`, and
-/// `_reconstructor(cls, base, state)` is `object.__new__(cls)` when `base` is `object`,
-/// else `base.__new__(cls, state)` followed by `base.__init__` (a call of `base`).
-fn reconstructor_args(
-    g: &Graph,
-    uses: &mut Uses,
-    module: &str,
-    name: &str,
-    args: ValueId,
-    offset: u64,
-) {
-    if module != "copyreg" {
+/// Allowed rebuilders that call or instantiate an argument (`sinks.yaml` `rebuilders:`,
+/// e.g. `copyreg.__newobj__(cls, *args)` is `cls.__new__`, torch's
+/// `_rebuild_from_type_v2(func, new_type, args, state)` calls `func`): the argument is used
+/// in that mode. `copyreg._reconstructor(cls, base, state)` is `object.__new__(cls)` when
+/// `base` is `object`, else `base.__new__(cls, state)` followed by `base.__init__` (a call
+/// of `base`).
+#[derive(Clone, Copy)]
+enum Rebuilder {
+    None,
+    Reconstructor,
+    Table(&'static [Option<Mode>]),
+}
+
+fn rebuilder_args(g: &Graph, uses: &mut Uses, rebuilder: Rebuilder, args: ValueId, offset: u64) {
+    if matches!(rebuilder, Rebuilder::None) {
         return;
     }
     let Some(items) = tuple_items(g, args) else {
@@ -273,9 +297,15 @@ fn reconstructor_args(
         }
         _ => {}
     };
-    match (name, items) {
-        ("__newobj__" | "__newobj_ex__", [cls, ..]) => raise(*cls, Mode::New),
-        ("_reconstructor", [cls, base, ..]) => {
+    match (rebuilder, items) {
+        (Rebuilder::Table(modes), _) => {
+            for (&id, mode) in items.iter().zip(modes) {
+                if let Some(m) = mode {
+                    raise(id, *m);
+                }
+            }
+        }
+        (Rebuilder::Reconstructor, [cls, base, ..]) => {
             raise(*cls, Mode::New);
             if !is_global(g, *base, "builtins", "object") {
                 raise(*base, Mode::Call);

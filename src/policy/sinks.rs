@@ -21,6 +21,8 @@ struct SinkFile {
     inert: Vec<Inert>,
     #[serde(default)]
     does: BTreeMap<String, String>,
+    #[serde(default)]
+    rebuilders: BTreeMap<String, Vec<String>>,
 }
 
 /// An exact name inside a sink module that is data, not code, when used at most as `mode`
@@ -40,6 +42,9 @@ struct Sinks {
     /// Carve-outs: exact `module.qualname` → the widest use that keeps it inert.
     inert: HashMap<String, Mode>,
     does: BTreeMap<String, String>,
+    /// Allowed rebuilders that use their arguments: `module.qualname` → the mode of each
+    /// positional argument (`None`: only stored).
+    rebuilders: HashMap<String, Vec<Option<Mode>>>,
     /// The longest entry: a longer dotted name cannot be one, so it is not hashed
     /// (attribute chains of megabytes stay linear).
     longest: usize,
@@ -56,6 +61,7 @@ fn sinks() -> &'static Sinks {
             names: Vec::new(),
             inert: Vec::new(),
             does: BTreeMap::new(),
+            rebuilders: BTreeMap::new(),
         });
         let longest = f
             .modules
@@ -63,6 +69,7 @@ fn sinks() -> &'static Sinks {
             .chain(&f.names)
             .map(String::len)
             .chain(f.inert.iter().map(|i| i.name.len()))
+            .chain(f.rebuilders.keys().map(String::len))
             .max()
             .unwrap_or(0);
         Sinks {
@@ -70,6 +77,11 @@ fn sinks() -> &'static Sinks {
             names: f.names.into_iter().collect(),
             inert: f.inert.into_iter().map(|i| (i.name, i.mode)).collect(),
             does: f.does,
+            rebuilders: f
+                .rebuilders
+                .into_iter()
+                .map(|(k, v)| (k, v.iter().map(|m| parse_mode(m)).collect()))
+                .collect(),
             longest,
         }
     })
@@ -77,6 +89,27 @@ fn sinks() -> &'static Sinks {
 
 fn is_dunder(s: &str) -> bool {
     s.len() > 4 && s.starts_with("__") && s.ends_with("__")
+}
+
+fn parse_mode(m: &str) -> Option<Mode> {
+    match m {
+        "reference" => Some(Mode::Reference),
+        "new" => Some(Mode::New),
+        "call" => Some(Mode::Call),
+        _ => None,
+    }
+}
+
+/// How the allowed rebuilder `module.name` uses its positional arguments, if it uses any
+/// (`sinks.yaml` `rebuilders:`); `None` at a position: only stored.
+pub fn rebuilder_args(module: &str, name: &str) -> Option<&'static [Option<Mode>]> {
+    let s = sinks();
+    if module.len() + name.len() + 1 > s.longest {
+        return None;
+    }
+    s.rebuilders
+        .get(&format!("{module}.{name}"))
+        .map(Vec::as_slice)
 }
 
 /// What the sink entry `key` (a module or a name) does, for messages.
@@ -218,6 +251,19 @@ mod tests {
                 "does: {k} is not a sink"
             );
         }
+        for (k, modes) in &f.rebuilders {
+            assert!(k.contains('.') && !modes.is_empty(), "rebuilders: {k}");
+            for m in modes {
+                assert!(
+                    m == "-" || parse_mode(m).is_some(),
+                    "rebuilders: {k}: `{m}`"
+                );
+            }
+        }
+        assert_eq!(
+            rebuilder_args("torch._tensor", "_rebuild_from_type_v2"),
+            Some(&[Some(Mode::Call), Some(Mode::New)][..])
+        );
         for i in &f.inert {
             let (m, n) = i.name.rsplit_once('.').unwrap_or_default();
             assert!(
