@@ -147,6 +147,19 @@ struct GitArgs {
     /// Largest git blob read (bytes); larger blobs are a budget finding.
     #[arg(long, value_name = "BYTES", default_value_t = 4 << 30)]
     max_blob_size: u64,
+    /// Where a range scan's policy comes from: `base` (the base revision's .picklegate.yaml:
+    /// the change under review never configures its own gate; default for --diff, --ci and
+    /// pre-push ranges), `head` (the change's own), `worktree` (discovery from the current
+    /// directory; the default for --staged and files).
+    #[arg(long, value_enum, value_name = "SIDE")]
+    policy_from: Option<PolicyFrom>,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, Debug, ValueEnum)]
+enum PolicyFrom {
+    Base,
+    Head,
+    Worktree,
 }
 
 #[derive(Subcommand)]
@@ -481,9 +494,12 @@ enum Targets {
     ),
 }
 
-fn git_targets(paths: &[PathBuf], g: &GitArgs) -> Result<Option<Targets>, String> {
+/// The blobs a git mode scans, and the range they come from (range modes only).
+type GitTargets = (Option<Targets>, Option<git::Range>);
+
+fn git_targets(paths: &[PathBuf], g: &GitArgs) -> Result<GitTargets, String> {
     if !(g.staged || g.diff.is_some() || g.hook || g.ci) {
-        return Ok(None);
+        return Ok((None, None));
     }
     let repo = git::open().map_err(|e| e.to_string())?;
     let names: Vec<String> = paths
@@ -514,7 +530,7 @@ fn git_targets(paths: &[PathBuf], g: &GitArgs) -> Result<Option<Targets>, String
     } else if let Some(spec) = &g.diff {
         let r = git::Range::parse(spec).map_err(|e| e.to_string())?;
         let c = git::range(&repo, &r, g.all_commits).map_err(|e| e.to_string())?;
-        (only(c), "range", Some(r.display()))
+        (only(c), "range", Some(r))
     } else if g.hook {
         match (
             std::env::var("PRE_COMMIT_FROM_REF"),
@@ -523,7 +539,7 @@ fn git_targets(paths: &[PathBuf], g: &GitArgs) -> Result<Option<Targets>, String
             (Ok(from), Ok(to)) if !from.is_empty() && !to.is_empty() => {
                 let r = env_range(from, to);
                 let c = git::range(&repo, &r, g.all_commits).map_err(|e| e.to_string())?;
-                (only(c), "range", Some(r.display()))
+                (only(c), "range", Some(r))
             }
             _ => {
                 let (blobs, missing) =
@@ -534,7 +550,7 @@ fn git_targets(paths: &[PathBuf], g: &GitArgs) -> Result<Option<Targets>, String
                     .map(PathBuf::from)
                     .filter(|p| p.is_file())
                     .collect();
-                return Ok(Some(Targets::Mixed(repo, blobs, files)));
+                return Ok((Some(Targets::Mixed(repo, blobs, files)), None));
             }
         }
     } else {
@@ -542,16 +558,132 @@ fn git_targets(paths: &[PathBuf], g: &GitArgs) -> Result<Option<Targets>, String
         match git::detect_ci(&env).map_err(|e| e.to_string())? {
             git::CiTarget::Range(r) => {
                 let c = git::range(&repo, &r, g.all_commits).map_err(|e| e.to_string())?;
-                (only(c), "range", Some(r.display()))
+                (only(c), "range", Some(r))
             }
-            git::CiTarget::Tree(rev) => (
-                only(git::whole_tree(&repo, &rev).map_err(|e| e.to_string())?),
-                "tree",
-                Some(rev),
-            ),
+            git::CiTarget::Tree(rev) => {
+                let c = only(git::whole_tree(&repo, &rev).map_err(|e| e.to_string())?);
+                return Ok((Some(Targets::Blobs(repo, c, "tree", Some(rev))), None));
+            }
         }
     };
-    Ok(Some(Targets::Blobs(repo, changes, kind, range)))
+    let shown = range.as_ref().map(git::Range::display);
+    Ok((Some(Targets::Blobs(repo, changes, kind, shown)), range))
+}
+
+/// The configuration files looked for in a revision's tree: the one `--config` names
+/// (relative to the repository root), else `.picklegate.yaml`/`.yml` at the root.
+fn config_names(repo: &git2::Repository, args: &ConfigArgs) -> Result<Vec<String>, String> {
+    let Some(file) = &args.config else {
+        return Ok(config::CONFIG_NAMES.iter().map(|n| n.to_string()).collect());
+    };
+    let workdir = repo
+        .workdir()
+        .ok_or("--policy-from base|head needs a repository with a work tree")?;
+    let abs = if file.is_absolute() {
+        file.clone()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| e.to_string())?
+            .join(file)
+    };
+    let rel = abs
+        .strip_prefix(workdir)
+        .map(Path::to_path_buf)
+        .or_else(|_| {
+            // The work tree may be reached through a symlink (macOS /tmp, CI runners).
+            let real = std::fs::canonicalize(workdir).map_err(|_| ())?;
+            let abs = std::fs::canonicalize(abs.parent().unwrap_or(&abs))
+                .map_err(|_| ())?
+                .join(abs.file_name().unwrap_or_default());
+            abs.strip_prefix(&real)
+                .map(Path::to_path_buf)
+                .map_err(|_| ())
+        })
+        .map(|p| p.to_string_lossy().replace('\\', "/"))
+        .map_err(|_| {
+            format!(
+                "--config {} is outside the repository, so it cannot be read from a revision (use --policy-from worktree)",
+                file.display()
+            )
+        })?;
+    Ok(vec![rel.trim_start_matches("./").to_string()])
+}
+
+/// A range scan's configuration from one side of the range: the file in that commit's
+/// tree, else the built-in default. Also returns the blob id of the file it read.
+fn load_config_at(
+    repo: &git2::Repository,
+    commit: git2::Oid,
+    side: &str,
+    args: &ConfigArgs,
+    quiet: bool,
+) -> Result<(Config, Option<git2::Oid>), i32> {
+    let fail = |e: String| {
+        eprintln!("picklegate: error: {}", esc(e));
+        2
+    };
+    let names = config_names(repo, args).map_err(fail)?;
+    let root = repo
+        .workdir()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let short = &commit.to_string()[..12];
+    match git::file_at(repo, commit, &names).map_err(|e| fail(e.to_string()))? {
+        Some((name, bytes, blob)) => {
+            let display = format!("{side}:{name}");
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            match Config::from_text(&display, &text, root) {
+                Ok(c) => {
+                    print_diags(&c.warnings, Some(&text));
+                    Ok((c, Some(blob)))
+                }
+                Err(diags) => {
+                    print_diags(&diags, Some(&text));
+                    Err(2)
+                }
+            }
+        }
+        None => {
+            if !quiet {
+                eprintln!(
+                    "picklegate: the {side} revision ({short}) has no {}; using the built-in default policy",
+                    names.join(" or ")
+                );
+            }
+            Config::builtin(&root).map(|c| (c, None)).map_err(|d| {
+                print_diags(&d, None);
+                2
+            })
+        }
+    }
+}
+
+/// Says so when the change under review edits the configuration that the scan did not
+/// take from it: what it loosens applies only once merged, so a reviewer must look.
+fn note_config_change(
+    repo: &git2::Repository,
+    range: &git::Range,
+    base_blob: Option<git2::Oid>,
+    args: &ConfigArgs,
+) {
+    let Ok(names) = config_names(repo, args) else {
+        return;
+    };
+    let Ok(head) = git::commit_id(repo, &range.head) else {
+        return;
+    };
+    let head_blob = git::file_at(repo, head, &names)
+        .ok()
+        .flatten()
+        .map(|(n, _, b)| (n, b));
+    if head_blob.as_ref().map(|h| h.1) != base_blob {
+        let name = head_blob.map(|h| h.0).unwrap_or_else(|| names.join(" or "));
+        eprintln!(
+            "picklegate: warning: this change modifies {name}; the scan uses the policy of the base revision \
+             (--policy-from base), so the change cannot configure its own gate. Review that diff: \
+             what it allows applies to later changes once it is merged."
+        );
+    }
 }
 
 /// Scans one git blob; LFS pointers are resolved to the local object.
@@ -692,28 +824,72 @@ fn run_scan(
             return 2;
         }
     };
-    let config = match load_config_with_presets(
-        args,
-        presets,
-        !presets.is_empty() || format != Format::Human,
-    ) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let targets = match git_targets(&paths, g) {
-        Ok(Some(t)) => t,
-        Ok(None) => {
+    let (targets, range) = match git_targets(&paths, g) {
+        Ok((Some(t), r)) => (t, r),
+        Ok((None, _)) => {
             let paths = if paths.is_empty() {
                 vec![PathBuf::from(".")]
             } else {
                 paths.clone()
             };
-            Targets::Files(paths)
+            (Targets::Files(paths), None)
         }
         Err(e) => {
             eprintln!("picklegate: error: {}", esc(e));
             return 2;
         }
+    };
+    let quiet = !presets.is_empty() || format != Format::Human;
+    // A range scan reviews a change: its policy comes from the base revision unless asked
+    // otherwise, so the change cannot loosen the gate it is checked by.
+    let policy_side = match (&range, g.policy_from) {
+        (Some(_), None) => PolicyFrom::Base,
+        (_, Some(s)) => s,
+        (None, None) => PolicyFrom::Worktree,
+    };
+    let config = match (&targets, &range, policy_side) {
+        (Targets::Blobs(repo, ..), Some(r), PolicyFrom::Base | PolicyFrom::Head) => {
+            let commit = match policy_side {
+                PolicyFrom::Base => git::range_base(repo, r),
+                _ => git::commit_id(repo, &r.head),
+            };
+            let commit = match commit {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("picklegate: error: {}", esc(e));
+                    return 2;
+                }
+            };
+            let label = if policy_side == PolicyFrom::Base {
+                "base"
+            } else {
+                "head"
+            };
+            let loaded = load_config_at(repo, commit, label, args, quiet).and_then(|(c, blob)| {
+                if policy_side == PolicyFrom::Base {
+                    note_config_change(repo, r, blob, args);
+                }
+                if presets.is_empty() {
+                    return Ok(c);
+                }
+                c.with_presets(presets).map_err(|e| {
+                    eprintln!("picklegate: error: {}", esc(e));
+                    2
+                })
+            });
+            match loaded {
+                Ok(c) => c,
+                Err(code) => return code,
+            }
+        }
+        (_, None, PolicyFrom::Base | PolicyFrom::Head) => {
+            eprintln!("picklegate: error: --policy-from base|head needs a range (--diff, --ci, or a pre-push hook)");
+            return 2;
+        }
+        _ => match load_config_with_presets(args, presets, quiet) {
+            Ok(c) => c,
+            Err(code) => return code,
+        },
     };
     let full_scan = paths.is_empty() && matches!(targets, Targets::Files(_));
     let mut budget = config.budget;

@@ -266,7 +266,6 @@ impl Config {
         let display = file.display().to_string();
         let text = std::fs::read_to_string(file)
             .map_err(|e| vec![Diag::new(&display, format!("cannot read: {e}"))])?;
-        let parsed = parse(&display, &text).map_err(|e| vec![e])?;
         let root = file
             .parent()
             .map(|p| {
@@ -278,6 +277,14 @@ impl Config {
             })
             .unwrap_or(Path::new("."))
             .to_path_buf();
+        Self::from_text(&display, &text, root)
+    }
+
+    /// A configuration from `text` (read from a git tree, named `display` in messages),
+    /// whose globs are relative to `root`.
+    pub fn from_text(display: &str, text: &str, root: PathBuf) -> Result<Config, Vec<Diag>> {
+        let display = display.to_string();
+        let parsed = parse(&display, text).map_err(|e| vec![e])?;
         let mut set = PolicySet::embedded().map_err(|e| vec![e])?;
         let mut errors = Vec::new();
         if parsed.version != 1 {
@@ -303,8 +310,8 @@ impl Config {
             budgets: parsed.budgets,
         };
         match Self::build(
-            Some(file.to_path_buf()),
-            Some(text),
+            Some(PathBuf::from(&display)),
+            Some(text.to_string()),
             root,
             set,
             Some((&display, rest)),

@@ -252,6 +252,48 @@ pub fn range(repo: &Repository, r: &Range, all_commits: bool) -> Result<Vec<Chan
     Ok(out)
 }
 
+/// The commit a range's changes are measured from: its base, or with three dots the merge
+/// base. The policy of a range scan is read from here (the trusted side).
+pub fn range_base(repo: &Repository, r: &Range) -> Result<Oid, GitError> {
+    let head = commit_of(repo, &r.head, "head revision")?;
+    let base = commit_of(repo, &r.base, "base revision")?;
+    if !r.merge_base {
+        return Ok(base.id());
+    }
+    repo.merge_base(base.id(), head.id())
+        .map_err(|_| GitError::MissingRevision {
+            what: "merge base of",
+            rev: r.display(),
+            shallow: shallow_hint(repo),
+        })
+}
+
+/// The commit `rev` names.
+pub fn commit_id(repo: &Repository, rev: &str) -> Result<Oid, GitError> {
+    Ok(commit_of(repo, rev, "revision")?.id())
+}
+
+/// The text of the first of `names` (paths from the repository root) that the tree of
+/// `commit` holds as a regular file, with its path and blob id.
+pub fn file_at(
+    repo: &Repository,
+    commit: Oid,
+    names: &[String],
+) -> Result<Option<(String, Vec<u8>, Oid)>, GitError> {
+    let tree = repo.find_commit(commit)?.tree()?;
+    for n in names {
+        let Ok(entry) = tree.get_path(Path::new(n)) else {
+            continue;
+        };
+        if entry.kind() != Some(ObjectType::Blob) || entry.filemode() as u32 == MODE_LINK {
+            continue;
+        }
+        let blob = repo.find_blob(entry.id())?;
+        return Ok(Some((n.clone(), blob.content().to_vec(), entry.id())));
+    }
+    Ok(None)
+}
+
 /// Every blob of a commit's tree (a new branch has no base to diff against).
 pub fn whole_tree(repo: &Repository, rev: &str) -> Result<Vec<Change>, GitError> {
     let commit = commit_of(repo, rev, "revision")?;

@@ -333,7 +333,7 @@ fn check_calls(g: &Graph, uses: &Uses, data: &[u8], out: &mut Findings) {
 fn producer(g: &Graph, uses: &Uses, id: ValueId) -> Option<(String, String, String)> {
     match g.value(id).kind {
         Kind::Call(c) => {
-            let (m, n) = uses.name_of(g, g.calls[c as usize].callee)?;
+            let (m, n) = uses.made_by(g, &g.calls[c as usize])?;
             let q = format!("{m}.{n}");
             Some((m, n, q))
         }

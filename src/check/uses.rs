@@ -73,6 +73,27 @@ impl Uses {
         }
     }
 
+    /// What the call that produced an object names as its maker: the callee, or for
+    /// copyreg's `__newobj__`/`__newobj_ex__`/`_reconstructor` the class argument (the
+    /// object is an instance of that class, whose `__setstate__` BUILD calls).
+    pub fn made_by(
+        &self,
+        g: &Graph,
+        call: &crate::pickle::graph::Call,
+    ) -> Option<(String, String)> {
+        let (m, n) = self.name_of(g, call.callee)?;
+        if m == "copyreg"
+            && matches!(
+                n.as_str(),
+                "__newobj__" | "__newobj_ex__" | "_reconstructor"
+            )
+        {
+            let cls = tuple_items(g, call.args).and_then(|items| items.first().copied());
+            return cls.and_then(|c| self.name_of(g, c));
+        }
+        Some((m, n))
+    }
+
     /// Whether a call's callee is a global or a resolved getattr (so what runs is known).
     pub fn callee_is_named(&self, g: &Graph, callee: ValueId) -> bool {
         match g.value(callee).kind {

@@ -95,11 +95,49 @@ impl Conv<'_> {
                 let gl = &g.globals[gi as usize];
                 Lit::Global(gl.module.clone(), gl.name.clone())
             }
-            Kind::Call(_) => match self.dtype(v, depth) {
-                Ok(d) => Lit::Dtype(Box::new(d)),
-                Err(_) => Lit::Unknown,
-            },
+            Kind::Call(c) => {
+                if let Some(b) = self.protocol2_bytes(c) {
+                    return Lit::Bytes(b);
+                }
+                match self.dtype(v, depth) {
+                    Ok(d) => Lit::Dtype(Box::new(d)),
+                    Err(_) => Lit::Unknown,
+                }
+            }
             _ => Lit::Unknown,
+        }
+    }
+
+    /// Bytes as protocols 0–2 write them (they have no bytes opcode):
+    /// `_codecs.encode(text, 'latin1')`, or `builtins.bytes()` for `b''`. A datetime64
+    /// dtype's unit in a protocol 2 `__setstate__` arrives this way.
+    fn protocol2_bytes(&self, c: u32) -> Option<Vec<u8>> {
+        let g = self.g;
+        let call = &g.calls[c as usize];
+        let gl = g.callee_global(call)?;
+        if call.kwargs.is_some() {
+            return None;
+        }
+        let Kind::Tuple(items) = g.value(call.args).kind else {
+            return None;
+        };
+        let args = g.items(items);
+        match (gl.module.as_str(), gl.name.as_str(), args) {
+            ("builtins", "bytes", []) => Some(Vec::new()),
+            ("_codecs", "encode", [text, codec]) => {
+                let codec = g.as_str(*codec, self.data)?;
+                if !matches!(codec.as_ref(), "latin1" | "latin-1" | "iso-8859-1") {
+                    return None;
+                }
+                let text = g.as_str(*text, self.data)?;
+                if text.len() > 1 << 16 {
+                    return None;
+                }
+                text.chars()
+                    .map(|ch| u8::try_from(u32::from(ch)).ok())
+                    .collect()
+            }
+            _ => None,
         }
     }
 

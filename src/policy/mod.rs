@@ -51,6 +51,16 @@ pub const PRESETS: &[(&str, &str, &str)] = &[
         "policies/joblib.yaml",
         include_str!("../../policies/joblib.yaml"),
     ),
+    (
+        "omegaconf",
+        "policies/omegaconf.yaml",
+        include_str!("../../policies/omegaconf.yaml"),
+    ),
+    (
+        "boosting",
+        "policies/boosting.yaml",
+        include_str!("../../policies/boosting.yaml"),
+    ),
 ];
 
 /// How BUILD (`__setstate__`) is treated.
@@ -125,7 +135,7 @@ impl Mode {
     /// What a use in this mode does, for messages.
     pub fn describe(self) -> &'static str {
         match self {
-            Mode::Reference => "only referenced as a value",
+            Mode::Reference => "referenced as a value (never called)",
             Mode::New => "instantiated without __init__ (NEWOBJ or a copyreg reconstructor)",
             Mode::Call => "called",
         }

@@ -469,7 +469,7 @@ pub fn rebuild(g: &Graph, data: &[u8], policy: &Policy) -> Result<Rebuilt, Strin
                     }
                     None => ctx
                         .uses
-                        .name_of(g, g.calls[c as usize].callee)
+                        .made_by(g, &g.calls[c as usize])
                         .map(|(mo, n)| format!("{mo}.{n}")),
                 };
                 match (kind, producer) {
