@@ -397,3 +397,58 @@ fn fix_writes_sanitized_replacements_and_restages_them() {
         fixture("attacks", "a07_protocol_mixing.pkl")
     );
 }
+
+/// A change that loosens `.picklegate.yaml` to let its own payload through: the range
+/// scan reads the base revision's policy, so the payload is still refused and the edit is
+/// called out; `--policy-from head` (asked for explicitly) and worktree discovery apply
+/// the change's own configuration.
+#[test]
+fn a_range_scan_takes_its_policy_from_the_base_revision() {
+    let repo = Repo::new();
+    repo.write("keep.pkl", &benign());
+    let base = repo.commit("base");
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    repo.write(
+        ".picklegate.yaml",
+        b"version: 1\nlevels:\n  code-execution: allow\n  trailing-data: allow\n  unresolved-call: allow\n  malformed-pickle: allow\n",
+    );
+    repo.write("evil.pkl", &evil());
+    repo.commit("loosen and add a payload");
+    let range = format!("{base}..HEAD");
+
+    let (code, v, err) = repo.scan(&["--diff", &range]);
+    assert_eq!(code, 1, "{v:#} {err}");
+    assert!(paths(&v).contains(&"evil.pkl".to_string()));
+    assert!(
+        err.contains("this change modifies .picklegate.yaml"),
+        "{err}"
+    );
+    let (code, _, _) = repo.scan(&["--diff", &range, "--policy-from", "base"]);
+    assert_eq!(code, 1);
+
+    // The head's own policy only when asked for.
+    let (code, v, err) = repo.scan(&["--diff", &range, "--policy-from", "head"]);
+    assert_eq!(code, 0, "{v:#} {err}");
+    let (code, _, _) = repo.scan(&["--diff", &range, "--policy-from", "worktree"]);
+    assert_eq!(code, 0);
+
+    // A base policy is read from the base tree, with its location in messages, and a
+    // broken one is a configuration error (exit 2) naming `base:.picklegate.yaml`.
+    repo.git(&["checkout", "-q", "main"]);
+    repo.write(
+        ".picklegate.yaml",
+        b"version: 1\nlevels: {code-execution: nope}\n",
+    );
+    let bad = repo.commit("broken policy");
+    repo.git(&["checkout", "-q", "-b", "f2"]);
+    repo.write("evil2.pkl", &evil());
+    repo.commit("payload");
+    let (code, _, err) = repo.scan(&["--diff", &format!("{bad}..HEAD")]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("base:.picklegate.yaml"), "{err}");
+
+    // Without a range there is no base to read from.
+    let (code, _, err) = repo.scan(&["--staged", "--policy-from", "base"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("needs a range"), "{err}");
+}
