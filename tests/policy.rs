@@ -424,3 +424,21 @@ fn the_presets_pass_every_benign_real_library_fixture() {
         assert_eq!(code, 0, "{f}: {out}");
     }
 }
+
+/// `policy learn` of an append log (several pickles back to back): the globals in their
+/// narrowest modes, and `trailing-pickle` lowered to `warn` as a level (a storage quirk,
+/// not an import); the learned configuration then passes the file.
+#[test]
+fn learn_writes_modes_and_storage_levels() {
+    let repo = Repo::new();
+    let log = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/ml/special/metrics_append.log.pkl");
+    repo.copy(&log, "metrics.log.pkl");
+    let (code, learned, err) = repo.run(&["policy", "learn", "metrics.log.pkl"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(learned.contains("levels:\n"), "{learned}");
+    assert!(learned.contains("  trailing-pickle: warn"), "{learned}");
+    repo.write(".picklegate.yaml", learned.as_bytes());
+    let (code, out, err) = repo.run(&["scan", "metrics.log.pkl"]);
+    assert_eq!(code, 0, "{out}{err}");
+}
