@@ -644,6 +644,13 @@ fn load_config_at(
             }
         }
         None => {
+            // A named file that exists nowhere is a typo, not a first configuration.
+            if let Some(file) = args.config.as_ref().filter(|f| !f.is_file()) {
+                return Err(fail(format!(
+                    "--config {}: no such file in the {side} revision ({short}) or the work tree",
+                    file.display()
+                )));
+            }
             if !quiet {
                 eprintln!(
                     "picklegate: the {side} revision ({short}) has no {}; using the built-in default policy",

@@ -431,6 +431,30 @@ pub fn rebuild(g: &Graph, data: &[u8], policy: &Policy) -> Result<Rebuilt, Strin
         }
     }
     let needed = ctx.needed(root);
+    // A BUILD or method call that changes a class (a global) the result is then made from
+    // (`Namespace.__setstate__ = exec`, then a Namespace BUILD): dropping the change alters
+    // what the kept opcodes mean, so there is no faithful replacement.
+    let patched: HashSet<String> = g
+        .mutations
+        .iter()
+        .filter(|m| !needed.contains(&m.target))
+        .filter_map(|m| match g.value(m.target).kind {
+            Kind::Global(gi) => Some(g.globals[gi as usize].qualified()),
+            _ => None,
+        })
+        .collect();
+    if !patched.is_empty() {
+        for &id in &needed {
+            if let Kind::Global(gi) = g.value(id).kind {
+                let q = g.globals[gi as usize].qualified();
+                if patched.contains(&q) {
+                    return Err(format!(
+                        "the pickle changes `{q}` itself (BUILD or a method call on the class) before the result is made from it; without that change the result would not be the same object"
+                    ));
+                }
+            }
+        }
+    }
     ctx.subst.retain(|id, _| needed.contains(id));
     for &id in &needed {
         let v = g.value(id);
@@ -535,6 +559,23 @@ pub fn rebuild(g: &Graph, data: &[u8], policy: &Policy) -> Result<Rebuilt, Strin
             offset: v.offset,
             action: "substituted",
             what,
+        });
+    }
+    // Mutations of values the result does not need (a BUILD that rewrites a class's
+    // `__setstate__`, SETITEMs on a discarded object) are dropped with them.
+    for m in g.mutations.iter().filter(|m| !needed.contains(&m.target)) {
+        let target = g.value(m.target);
+        if !matches!(target.kind, Kind::Global(_) | Kind::Call(_)) {
+            continue;
+        }
+        changes.push(Change {
+            offset: m.offset,
+            action: "removed",
+            what: format!(
+                "{} on {} (not part of the loaded object)",
+                m.kind.opcode().name(),
+                ctx.describe(m.target)
+            ),
         });
     }
     for v in &stream.frame_violations {
