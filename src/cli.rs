@@ -501,21 +501,20 @@ fn git_targets(paths: &[PathBuf], g: &GitArgs) -> Result<GitTargets, String> {
     if !(g.staged || g.diff.is_some() || g.hook || g.ci) {
         return Ok((None, None));
     }
+    if g.all_commits && !(g.diff.is_some() || g.ci || g.hook) {
+        return Err("--all-commits needs a range (--diff, --ci, or a pre-push hook)".into());
+    }
     let repo = git::open().map_err(|e| e.to_string())?;
     let names: Vec<String> = paths
         .iter()
         .map(|p| p.to_string_lossy().into_owned())
         .collect();
-    let only = |mut v: Vec<git::Change>| {
-        if !names.is_empty() {
-            let wanted: std::collections::HashSet<String> = names
-                .iter()
-                .map(|n| n.trim_start_matches("./").replace('\\', "/"))
-                .collect();
-            v.retain(|c| wanted.contains(&c.path));
-        }
-        v
+    let specs = if g.hook {
+        Vec::new()
+    } else {
+        pathspecs(&repo, paths)?
     };
+    let only = |v: Vec<git::Change>| filter_pathspecs(v, &specs);
     let env_range = |from: String, to: String| git::Range {
         base: from,
         head: to,
@@ -523,14 +522,14 @@ fn git_targets(paths: &[PathBuf], g: &GitArgs) -> Result<GitTargets, String> {
     };
     let (changes, kind, range) = if g.staged {
         (
-            only(git::staged(&repo).map_err(|e| e.to_string())?),
+            only(git::staged(&repo).map_err(|e| e.to_string())?)?,
             "staged",
             None,
         )
     } else if let Some(spec) = &g.diff {
         let r = git::Range::parse(spec).map_err(|e| e.to_string())?;
         let c = git::range(&repo, &r, g.all_commits).map_err(|e| e.to_string())?;
-        (only(c), "range", Some(r))
+        (only(c)?, "range", Some(r))
     } else if g.hook {
         match (
             std::env::var("PRE_COMMIT_FROM_REF"),
@@ -539,7 +538,7 @@ fn git_targets(paths: &[PathBuf], g: &GitArgs) -> Result<GitTargets, String> {
             (Ok(from), Ok(to)) if !from.is_empty() && !to.is_empty() => {
                 let r = env_range(from, to);
                 let c = git::range(&repo, &r, g.all_commits).map_err(|e| e.to_string())?;
-                (only(c), "range", Some(r))
+                (only(c)?, "range", Some(r))
             }
             _ => {
                 let (blobs, missing) =
@@ -558,16 +557,122 @@ fn git_targets(paths: &[PathBuf], g: &GitArgs) -> Result<GitTargets, String> {
         match git::detect_ci(&env).map_err(|e| e.to_string())? {
             git::CiTarget::Range(r) => {
                 let c = git::range(&repo, &r, g.all_commits).map_err(|e| e.to_string())?;
-                (only(c), "range", Some(r))
+                (only(c)?, "range", Some(r))
             }
             git::CiTarget::Tree(rev) => {
-                let c = only(git::whole_tree(&repo, &rev).map_err(|e| e.to_string())?);
+                let c = only(git::whole_tree(&repo, &rev).map_err(|e| e.to_string())?)?;
                 return Ok((Some(Targets::Blobs(repo, c, "tree", Some(rev))), None));
             }
         }
     };
     let shown = range.as_ref().map(git::Range::display);
     Ok((Some(Targets::Blobs(repo, changes, kind, shown)), range))
+}
+
+/// A path argument of a git mode, as git reads a pathspec: relative to the current
+/// directory, a directory covering everything below it (`.` the whole tree), or a glob.
+struct Pathspec {
+    /// As typed, for messages.
+    arg: String,
+    /// Repository-relative, `/`-separated, normalised (`""`: the root).
+    path: String,
+    glob: Option<globset::GlobMatcher>,
+}
+
+fn pathspecs(repo: &git2::Repository, paths: &[PathBuf]) -> Result<Vec<Pathspec>, String> {
+    if paths.is_empty() {
+        return Ok(Vec::new());
+    }
+    let workdir = repo
+        .workdir()
+        .ok_or("path arguments need a repository with a work tree")?;
+    let real_workdir = std::fs::canonicalize(workdir).unwrap_or_else(|_| workdir.to_path_buf());
+    let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
+    let real_cwd = std::fs::canonicalize(&cwd).unwrap_or(cwd);
+    let prefix = real_cwd
+        .strip_prefix(&real_workdir)
+        .map_err(|_| "the current directory is outside the repository's work tree".to_string())?
+        .to_path_buf();
+    let mut out = Vec::new();
+    for p in paths {
+        let arg = p.to_string_lossy().into_owned();
+        let joined = if p.is_absolute() {
+            let real = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+            real.strip_prefix(&real_workdir)
+                .map(Path::to_path_buf)
+                .map_err(|_| format!("path `{arg}` is outside the repository"))?
+        } else {
+            prefix.join(p)
+        };
+        let mut parts: Vec<String> = Vec::new();
+        for c in joined.to_string_lossy().replace('\\', "/").split('/') {
+            match c {
+                "" | "." => {}
+                ".." => {
+                    if parts.pop().is_none() {
+                        return Err(format!("path `{arg}` is outside the repository"));
+                    }
+                }
+                c => parts.push(c.to_string()),
+            }
+        }
+        let path = parts.join("/");
+        let glob = if path.contains(['*', '?', '[']) {
+            let g = globset::GlobBuilder::new(&path)
+                .literal_separator(true)
+                .build()
+                .map_err(|e| format!("path `{arg}`: {e}"))?;
+            Some(g.compile_matcher())
+        } else {
+            None
+        };
+        out.push(Pathspec { arg, path, glob });
+    }
+    Ok(out)
+}
+
+impl Pathspec {
+    fn matches(&self, path: &str) -> bool {
+        match &self.glob {
+            Some(g) => g.is_match(path),
+            None => {
+                self.path.is_empty()
+                    || path == self.path
+                    || path
+                        .strip_prefix(self.path.as_str())
+                        .is_some_and(|rest| rest.starts_with('/'))
+            }
+        }
+    }
+}
+
+/// The changes the pathspecs select. A path that matches no change and names nothing in
+/// the work tree is a mistake (a typo would otherwise pass the gate with 0 files).
+fn filter_pathspecs(
+    mut v: Vec<git::Change>,
+    specs: &[Pathspec],
+) -> Result<Vec<git::Change>, String> {
+    if specs.is_empty() {
+        return Ok(v);
+    }
+    for s in specs {
+        let hit = v.iter().any(|c| s.matches(&c.path));
+        if !hit && s.glob.is_none() && !Path::new(&s.arg).exists() {
+            return Err(format!(
+                "path `{}` matches no file (as `{}` from the repository root)",
+                s.arg,
+                if s.path.is_empty() { "." } else { &s.path }
+            ));
+        }
+        if !hit && s.glob.is_some() {
+            eprintln!(
+                "picklegate: note: `{}` matches no changed file",
+                esc(&s.arg)
+            );
+        }
+    }
+    v.retain(|c| specs.iter().any(|s| s.matches(&c.path)));
+    Ok(v)
 }
 
 /// The configuration files looked for in a revision's tree: the one `--config` names

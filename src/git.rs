@@ -183,7 +183,8 @@ impl Range {
             return Err(GitError::BadRange(spec.to_string()));
         };
         let head = if head.is_empty() { "HEAD" } else { head };
-        if base.is_empty() {
+        // `a..b..c` and `a...b...c` name no range (git rejects them too).
+        if base.is_empty() || head.contains("..") {
             return Err(GitError::BadRange(spec.to_string()));
         }
         Ok(Range {
@@ -460,6 +461,17 @@ pub fn detect_ci(env: &dyn Fn(&str) -> Option<String>) -> Result<CiTarget, GitEr
                 merge_base: true,
             }));
         }
+        // A merge queue: the group's head is the base branch plus the queued changes.
+        if let (Some(base), Some(head)) = (
+            s(&ev["merge_group"]["base_sha"]),
+            s(&ev["merge_group"]["head_sha"]),
+        ) {
+            return Ok(CiTarget::Range(Range {
+                base,
+                head,
+                merge_base: false,
+            }));
+        }
         let after = s(&ev["after"]).or_else(|| env("GITHUB_SHA"));
         return match (s(&ev["before"]), after) {
             (Some(before), Some(after)) if !is_zero(&before) => Ok(CiTarget::Range(Range {
@@ -515,6 +527,10 @@ mod tests {
             Some(("HEAD".into(), false))
         );
         assert!(Range::parse("main").is_err());
+        assert!(Range::parse("a..b..c").is_err());
+        assert!(Range::parse("a...b...c").is_err());
+        assert!(Range::parse("a...b..c").is_err());
+        assert!(Range::parse("..b").is_err());
     }
 
     #[test]
@@ -549,6 +565,19 @@ mod tests {
         );
         let _ = std::fs::write(&ev, format!(r#"{{"before":"{ZERO}","after":"ccc"}}"#));
         assert_eq!(detect_ci(&gh).ok(), Some(CiTarget::Tree("ccc".into())));
+        // merge_group (a merge queue): base_sha..head_sha.
+        let _ = std::fs::write(
+            &ev,
+            r#"{"action":"checks_requested","merge_group":{"base_sha":"b0","head_sha":"h1","head_ref":"gh-readonly-queue/main/pr-1"}}"#,
+        );
+        assert_eq!(
+            detect_ci(&gh).ok(),
+            Some(CiTarget::Range(Range {
+                base: "b0".into(),
+                head: "h1".into(),
+                merge_base: false
+            }))
+        );
         let gl = |k: &str| match k {
             "GITLAB_CI" => Some("true".to_string()),
             "CI_COMMIT_SHA" => Some("head".to_string()),

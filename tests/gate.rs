@@ -452,3 +452,63 @@ fn a_range_scan_takes_its_policy_from_the_base_revision() {
     assert_eq!(code, 2);
     assert!(err.contains("needs a range"), "{err}");
 }
+
+/// Path arguments of git modes are pathspecs: a directory covers what is below it, `.` the
+/// whole tree, paths are relative to the current directory, globs match; a path that names
+/// nothing is exit 2 (it used to be `0 file(s) scanned`, exit 0, with a payload staged).
+#[test]
+fn git_mode_paths_are_pathspecs_and_never_fail_open() {
+    let repo = Repo::new();
+    repo.write("README.md", b"hi\n");
+    repo.commit("base");
+    repo.write("models/sub/evil.pkl", &evil());
+    repo.write("data/ok.pkl", &benign());
+    repo.git(&["add", "-A"]);
+    let scanned = |dir: &Path, args: &[&str]| {
+        let (code, v, err) = scan_in(dir, args);
+        let mut p = paths(&v);
+        p.sort();
+        (code, p, err)
+    };
+    let root = repo.root().to_path_buf();
+    for args in [
+        &["--staged", "models"][..],
+        &["--staged", "models/"],
+        &["--staged", "."],
+        &["--staged", "./models/sub/evil.pkl"],
+        &["--staged", "models/**/*.pkl"],
+    ] {
+        let (code, p, err) = scanned(&root, args);
+        assert_eq!(code, 1, "{args:?}: {p:?} {err}");
+        assert!(
+            p.contains(&"models/sub/evil.pkl".to_string()),
+            "{args:?}: {p:?}"
+        );
+    }
+    // Relative to the current directory, as git reads them.
+    let (code, p, err) = scanned(&root.join("models"), &["--staged", "sub"]);
+    assert_eq!(
+        (code, p.clone()),
+        (1, vec!["models/sub/evil.pkl".to_string()]),
+        "{err}"
+    );
+    let (code, p, _) = scanned(&root.join("models"), &["--staged", "../data"]);
+    assert_eq!((code, p), (0, vec!["data/ok.pkl".to_string()]));
+    let (code, p, _) = scanned(&root.join("models"), &["--staged", "."]);
+    assert_eq!((code, p), (1, vec!["models/sub/evil.pkl".to_string()]));
+    // A path that names nothing is an error, not a clean pass.
+    let (code, _, err) = scanned(&root, &["--staged", "modles"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("path `modles` matches no file"), "{err}");
+    let (code, _, err) = scanned(&root, &["--staged", "../outside"]);
+    assert_eq!(code, 2, "{err}");
+    // An existing path with nothing staged under it: nothing to scan, exit 0.
+    let (code, p, _) = scanned(&root, &["--staged", "README.md"]);
+    assert_eq!((code, p), (0, Vec::<String>::new()));
+    // Usage errors: --all-commits without a range, a malformed range.
+    let (code, _, err) = scanned(&root, &["--staged", "--all-commits"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--all-commits needs a range"), "{err}");
+    let (code, _, err) = scanned(&root, &["--diff", "HEAD..HEAD..HEAD"]);
+    assert_eq!(code, 2, "{err}");
+}
