@@ -569,6 +569,14 @@ fn git_targets(paths: &[PathBuf], g: &GitArgs) -> Result<GitTargets, String> {
     Ok((Some(Targets::Blobs(repo, changes, kind, shown)), range))
 }
 
+/// One notice per path the walk did not read (symlinks leaving the root, FIFOs, sockets,
+/// devices), so nothing is skipped silently.
+fn print_skipped(skipped: &[String]) {
+    for s in skipped {
+        eprintln!("picklegate: note: skipped {}", esc(s));
+    }
+}
+
 /// A path argument of a git mode, as git reads a pathspec: relative to the current
 /// directory, a directory covering everything below it (`.` the whole tree), or a glob.
 struct Pathspec {
@@ -1071,7 +1079,8 @@ fn run_scan(
     };
     match &targets {
         Targets::Files(paths) => {
-            let (files, errors) = scan::collect(paths);
+            let (files, errors, skipped) = scan::collect(paths);
+            print_skipped(&skipped);
             reports.extend(errors);
             scan_files(&files, &mut reports, &mut used_exceptions);
         }
@@ -1360,7 +1369,8 @@ fn run_learn(paths: &[PathBuf], name: &str) -> i32 {
     } else {
         paths.to_vec()
     };
-    let (files, errors) = scan::collect(&paths);
+    let (files, errors, skipped) = scan::collect(&paths);
+    print_skipped(&skipped);
     for e in &errors {
         if let Some(msg) = &e.error {
             eprintln!("picklegate: error: {}", esc(msg));

@@ -189,64 +189,145 @@ pub fn scan_file_as(path: &Path, display: &str, policy: &Policy, opts: &ScanOpti
     r
 }
 
-/// Expands the command line's paths: files as given, directories walked (sorted,
-/// `.git` skipped, symlinks not followed). Unreadable directories are reported.
-pub fn collect(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<FileReport>) {
-    let mut files = Vec::new();
-    let mut errors = Vec::new();
-    for input in inputs {
-        match std::fs::symlink_metadata(input) {
-            Ok(m) if m.is_dir() => walk(input, &mut files, &mut errors),
-            Ok(_) => files.push(input.clone()),
-            Err(e) => errors.push(FileReport {
-                path: input.display().to_string(),
-                format: "unreadable",
-                status: Status::Error,
-                findings: Vec::new(),
-                error: Some(format!("cannot read {}: {e}", input.display())),
-                streams: 0,
-                bytes_read: 0,
-                exception: None,
-                source: None,
-                readings: Vec::new(),
-            }),
-        }
+/// What the walk left out, for a notice: symlinks that leave the scanned root, FIFOs,
+/// sockets and devices (never opened: a FIFO would block the scan).
+pub type Skipped = Vec<String>;
+
+/// What a path is, without opening it.
+fn special_kind(m: &std::fs::Metadata) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    if t.is_fifo() {
+        Some("a named pipe (FIFO)")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else if t.is_block_device() || t.is_char_device() {
+        Some("a device")
+    } else {
+        None
     }
-    (files, errors)
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<FileReport>) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            errors.push(FileReport {
-                path: dir.display().to_string(),
-                format: "unreadable",
-                status: Status::Error,
-                findings: Vec::new(),
-                error: Some(format!("cannot read directory {}: {e}", dir.display())),
-                streams: 0,
-                bytes_read: 0,
-                exception: None,
-                source: None,
-                readings: Vec::new(),
-            });
-            return;
-        }
-    };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for p in paths {
-        let Ok(meta) = std::fs::symlink_metadata(&p) else {
-            continue;
-        };
-        if meta.is_dir() {
-            if p.file_name().is_some_and(|n| n == ".git") {
-                continue;
+fn unreadable(path: &Path, error: String) -> FileReport {
+    FileReport {
+        path: path.display().to_string(),
+        format: "unreadable",
+        status: Status::Error,
+        findings: Vec::new(),
+        error: Some(error),
+        streams: 0,
+        bytes_read: 0,
+        exception: None,
+        source: None,
+        readings: Vec::new(),
+    }
+}
+
+/// Expands the command line's paths: files as given (a named symlink is followed),
+/// directories walked (sorted, `.git` skipped). Inside a walk, a symlink is followed when
+/// its target stays inside the directory being scanned (a Hugging Face cache's
+/// `snapshots/<rev>/` links into `blobs/`) and reported under the link's path; anything
+/// else that is not a regular file or directory is skipped with a notice, never opened.
+/// Unreadable directories are reported.
+pub fn collect(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<FileReport>, Skipped) {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    let mut skipped = Vec::new();
+    for input in inputs {
+        match std::fs::metadata(input) {
+            Ok(m) if m.is_dir() => {
+                let root = std::fs::canonicalize(input).unwrap_or_else(|_| input.clone());
+                let mut seen = std::collections::HashSet::new();
+                seen.insert(root.clone());
+                let mut w = Walk {
+                    root: &root,
+                    files: &mut files,
+                    errors: &mut errors,
+                    skipped: &mut skipped,
+                    seen: &mut seen,
+                };
+                w.walk(input);
             }
-            walk(&p, files, errors);
-        } else if meta.is_file() {
-            files.push(p);
+            Ok(m) => match special_kind(&m) {
+                Some(kind) => skipped.push(format!("{}: {kind}, not read", input.display())),
+                None => files.push(input.clone()),
+            },
+            Err(e) => errors.push(unreadable(
+                input,
+                format!("cannot read {}: {e}", input.display()),
+            )),
         }
+    }
+    (files, errors, skipped)
+}
+
+struct Walk<'a> {
+    /// The canonical directory being scanned: symlinks may point anywhere below it.
+    root: &'a Path,
+    files: &'a mut Vec<PathBuf>,
+    errors: &'a mut Vec<FileReport>,
+    skipped: &'a mut Skipped,
+    /// Canonical directories entered (a symlink cycle is walked once).
+    seen: &'a mut std::collections::HashSet<PathBuf>,
+}
+
+impl Walk<'_> {
+    fn walk(&mut self, dir: &Path) {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) => {
+                self.errors.push(unreadable(
+                    dir,
+                    format!("cannot read directory {}: {e}", dir.display()),
+                ));
+                return;
+            }
+        };
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for p in paths {
+            let Ok(lmeta) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            let meta = if lmeta.file_type().is_symlink() {
+                match self.inside_target(&p) {
+                    Ok(m) => m,
+                    Err(why) => {
+                        self.skipped
+                            .push(format!("{}: a symlink {why}, not followed", p.display()));
+                        continue;
+                    }
+                }
+            } else {
+                lmeta
+            };
+            if meta.is_dir() {
+                if p.file_name().is_some_and(|n| n == ".git") {
+                    continue;
+                }
+                let real = std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
+                if self.seen.insert(real) {
+                    self.walk(&p);
+                }
+            } else if meta.is_file() {
+                self.files.push(p);
+            } else if let Some(kind) = special_kind(&meta) {
+                self.skipped
+                    .push(format!("{}: {kind}, not read", p.display()));
+            }
+        }
+    }
+
+    /// The metadata of a symlink's target when it stays inside the scanned root.
+    fn inside_target(&self, link: &Path) -> Result<std::fs::Metadata, String> {
+        let target =
+            std::fs::canonicalize(link).map_err(|_| "whose target does not exist".to_string())?;
+        if !target.starts_with(self.root) {
+            return Err(format!(
+                "to {} (outside the scanned directory)",
+                target.display()
+            ));
+        }
+        std::fs::metadata(&target).map_err(|e| format!("whose target cannot be read ({e})"))
     }
 }

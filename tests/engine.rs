@@ -482,3 +482,68 @@ fn joblib_array_bytes_are_also_read_the_way_a_plain_loader_reads_them() {
         assert!(rules_of(&v).contains("code-execution"), "{name}: {v}");
     }
 }
+
+/// A Hugging Face cache (`snapshots/<rev>/` holds symlinks into `blobs/`) is scanned through
+/// its links, under the links' paths; a link leaving the scanned directory and a FIFO are
+/// skipped with a notice (a FIFO is never opened: the scan would block on it).
+#[test]
+fn the_walk_follows_inner_symlinks_and_never_opens_a_fifo() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let cache = dir.path().join("models--org--name");
+    let blobs = cache.join("blobs");
+    let snap = cache.join("snapshots/0123abcd");
+    std::fs::create_dir_all(&blobs).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(&snap).unwrap_or_else(|e| panic!("{e}"));
+    let evil = std::fs::read(fixtures("attacks").join("a01_sequential_exec_head.pkl"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(blobs.join("9f86d081884c7d65"), &evil).unwrap_or_else(|e| panic!("{e}"));
+    std::os::unix::fs::symlink(
+        "../../blobs/9f86d081884c7d65",
+        snap.join("pytorch_model.bin"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let outside = dir.path().join("outside.pkl");
+    std::fs::write(&outside, &evil).unwrap_or_else(|e| panic!("{e}"));
+    std::os::unix::fs::symlink(&outside, snap.join("escape.pkl")).unwrap_or_else(|e| panic!("{e}"));
+    let fifo = snap.join("pipe.pkl");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(made, "mkfifo");
+
+    // Scanning only the snapshot: its link into blobs/ leaves the scanned directory.
+    let snap_s = snap.to_string_lossy().into_owned();
+    let (code, _, err) = run(&["scan", &snap_s]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("pytorch_model.bin: a symlink to"), "{err}");
+    assert!(
+        err.contains("pipe.pkl: a named pipe (FIFO), not read"),
+        "{err}"
+    );
+
+    // Scanning the cache: the model is found through its link, under the link's path.
+    let cache_s = cache.to_string_lossy().into_owned();
+    let (code, out, err) = run(&["scan", "--format", "json", &cache_s]);
+    assert_eq!(code, 1, "{out}{err}");
+    let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+    let paths: Vec<&str> = v["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["path"].as_str())
+        .collect();
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.ends_with("snapshots/0123abcd/pytorch_model.bin")),
+        "{paths:?}"
+    );
+    assert!(err.contains("escape.pkl: a symlink to"), "{err}");
+    // A FIFO named on the command line is not opened either.
+    let fifo_s = fifo.to_string_lossy().into_owned();
+    let (code, _, err) = run(&["scan", &fifo_s]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("a named pipe (FIFO), not read"), "{err}");
+}
