@@ -15,9 +15,7 @@ files next to them).
    prints for it;
 5. the Trainer / timm / Lightning folders scanned as directories (no configuration) exit 0.
 
-The tests encode the behaviour the issue asks for; presets named here that the binary does
-not embed yet (`boosting`, `omegaconf`) fail the benign files that need them and are skipped
-for the risky ones (a preset that does not exist cannot let a risky file through).
+Every preset named here must be embedded in the binary (a missing one fails the tests).
 
 SECURITY: risky files are never loaded, not even in a subprocess: only picklegate reads them.
 """
@@ -354,7 +352,6 @@ def test_risky_refused(picklegate_bin, e, mode, tmp_path):
         if rc != 1:
             stderr += "\nlearned policy:\n" + proc.stdout
     else:
-        if mode not in embedded_presets(picklegate_bin):
-            pytest.skip(f"preset {mode} is not embedded in this binary yet")
+        assert mode in embedded_presets(picklegate_bin), f"preset {mode} is not embedded in this binary"
         rc, report, stderr = scan(picklegate_bin, target, [mode])
     _refused(rc, report, stderr, f"{e['path']} under {mode}")
