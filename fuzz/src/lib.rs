@@ -382,7 +382,7 @@ pub fn config(data: &[u8]) {
             }
             let cli = std::collections::HashMap::new();
             for rule in Rule::ALL {
-                let _ = c.level(rule, &cli);
+                let _ = c.configured_level(rule, &cli);
             }
             let _ = c.unused_allow_entries();
         }
