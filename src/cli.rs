@@ -1182,6 +1182,18 @@ fn fix_reports(reports: &[FileReport], targets: &Targets, config: &Config, stage
                     continue;
                 };
                 let target = workdir.join(&r.path);
+                // The work-tree file is replaced by the sanitized blob: only when it is
+                // that blob, so unstaged edits (or a deletion) are never lost.
+                let same = git2::Oid::hash_file(git2::ObjectType::Blob, &target)
+                    .is_ok_and(|o| o.to_string() == src.blob);
+                if !same {
+                    eprintln!(
+                        "picklegate: {}: not fixed: the work-tree file differs from the scanned blob (unstaged changes); commit or stash them first, or run `picklegate sanitize` on the file",
+                        esc(&r.path)
+                    );
+                    code = code.max(1);
+                    continue;
+                }
                 let opts = spool_next_to(&target, config);
                 (
                     sanitize::sanitize_bytes(&r.path, &data, policy, &opts),

@@ -398,6 +398,36 @@ fn fix_writes_sanitized_replacements_and_restages_them() {
     );
 }
 
+/// `--staged --fix` sanitizes the index blob and writes it to the work tree: when the
+/// work-tree file has unstaged changes (or was deleted), that file is left alone, exit 1.
+#[test]
+fn fix_never_overwrites_unstaged_work() {
+    let repo = Repo::new();
+    repo.write("ok.pkl", &benign());
+    repo.commit("init");
+    repo.write("model.pkl", &fixture("attacks", "a04_bad_dict.pkl"));
+    repo.git(&["add", "model.pkl"]);
+    let mine = b"my unstaged edit".to_vec();
+    repo.write("model.pkl", &mine);
+    let (code, _, err) = repo.scan(&["--staged", "--fix", "--fix-stage"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("model.pkl: not fixed: the work-tree file differs"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(repo.root().join("model.pkl")).unwrap_or_default(),
+        mine
+    );
+    // The index still holds the attack: the gate keeps failing.
+    assert_eq!(repo.scan(&["--staged"]).0, 1);
+    // Deleted in the work tree: not resurrected.
+    std::fs::remove_file(repo.root().join("model.pkl")).unwrap_or_else(|e| panic!("{e}"));
+    let (code, _, err) = repo.scan(&["--staged", "--fix"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(!repo.root().join("model.pkl").exists());
+}
+
 /// A change that loosens `.picklegate.yaml` to let its own payload through: the range
 /// scan reads the base revision's policy, so the payload is still refused and the edit is
 /// called out; `--policy-from head` (asked for explicitly) and worktree discovery apply
