@@ -153,6 +153,49 @@ fn misuse(
     Some(f)
 }
 
+/// A name the pickle uses (a global, or a resolved getattr) that its policy refuses.
+struct Name<'a> {
+    module: &'a str,
+    name: &'a str,
+    used: &'a uses::Use,
+    /// Where the name is made (the import, or the getattr REDUCE).
+    offset: u64,
+    /// The name in a sentence (`` `m.n` ``).
+    what: String,
+    /// What the opcode does with it (`GLOBAL imports `m.n``).
+    subject: String,
+}
+
+/// The one decision for a refused name: allowed only for a narrower use (a misuse), a sink
+/// for this use (code execution), or simply not allowed.
+fn refusal(policy: &Policy, n: &Name<'_>) -> Finding {
+    let mut f = match misuse(policy, n.module, n.name, n.used, &n.what) {
+        Some(f) => f,
+        None => match sinks::sink_reason_as(n.module, n.name, n.used.mode) {
+            Some(reason) => Finding::new(
+                Rule::CodeExecution,
+                n.offset,
+                format!(
+                    "{}: this executes code when the file is loaded ({reason})",
+                    n.subject
+                ),
+            ),
+            None => Finding::new(
+                Rule::GlobalNotAllowed,
+                n.offset,
+                format!(
+                    "{}, which policy `{}` does not allow",
+                    n.subject, policy.name
+                ),
+            ),
+        },
+    };
+    f.global = Some(format!("{}.{}", n.module, n.name));
+    f.mode = Some(n.used.mode);
+    f.policy = Some(policy_note(policy));
+    f
+}
+
 /// Returns, for each refused global's value id, the index of its finding in `out`.
 fn check_globals(
     g: &Graph,
@@ -185,49 +228,32 @@ fn check_globals(
             continue;
         }
         let used = &uses.globals[gi];
-        let q = gl.qualified();
         if policy.allows_as(&gl.module, &gl.name, used.mode) {
             continue;
         }
-        if let Some(mut f) = misuse(policy, &gl.module, &gl.name, used, &format!("`{q}`")) {
-            f.global = Some(q);
-            f.policy = Some(policy_note(policy));
-            f.related.push(Related {
-                offset: gl.offset,
-                label: format!("imported here by {}", gl.opcode.name()),
-            });
-            if let Some(i) = out.push(f) {
-                refused.insert(gl.value, i);
-            }
-            continue;
-        }
+        let q = gl.qualified();
         let via = match &gl.original {
             Some((m, n)) => format!(" (written as `{m} {n}`, mapped by fix_imports)"),
             None => String::new(),
         };
-        let mut f = match sinks::sink_reason_as(&gl.module, &gl.name, used.mode) {
-            Some(reason) => Finding::new(
-                Rule::CodeExecution,
-                gl.offset,
-                format!(
-                    "{} imports `{q}`{via}: this executes code when the file is loaded ({reason})",
-                    gl.opcode.name()
-                ),
-            ),
-            None => Finding::new(
-                Rule::GlobalNotAllowed,
-                gl.offset,
-                format!(
-                    "{} imports `{q}`{via}, which policy `{}` does not allow",
-                    gl.opcode.name(),
-                    policy.name
-                ),
-            ),
+        let name = Name {
+            module: &gl.module,
+            name: &gl.name,
+            used,
+            offset: gl.offset,
+            what: format!("`{q}`"),
+            subject: format!("{} imports `{q}`{via}", gl.opcode.name()),
         };
-        f.length = len;
-        f.global = Some(q);
-        f.mode = Some(used.mode);
-        f.policy = Some(policy_note(policy));
+        let mut f = refusal(policy, &name);
+        if f.offset != gl.offset {
+            // A misuse points at the use; the import is where the name comes from.
+            f.related.push(Related {
+                offset: gl.offset,
+                label: format!("imported here by {}", gl.opcode.name()),
+            });
+        } else {
+            f.length = len;
+        }
         if let Some(i) = out.push(f) {
             refused.insert(gl.value, i);
         }
@@ -256,28 +282,15 @@ fn check_attrs(
             "`builtins.getattr({}.{base}, {attr:?})`, i.e. `{q}`,",
             a.module
         );
-        let mut f = match misuse(policy, &a.module, &a.name, &a.used, &what) {
-            Some(f) => f,
-            None => match sinks::sink_reason_as(&a.module, &a.name, a.used.mode) {
-                Some(reason) => Finding::new(
-                    Rule::CodeExecution,
-                    a.offset,
-                    format!("REDUCE calls {what} reaching a sink: this executes code when the file is loaded ({reason})"),
-                ),
-                None => {
-                    let mut f = Finding::new(
-                        Rule::GlobalNotAllowed,
-                        a.offset,
-                        format!("REDUCE calls {what} which policy `{}` does not allow", policy.name),
-                    );
-                    f.mode = Some(a.used.mode);
-                    f
-                }
-            },
+        let name = Name {
+            module: &a.module,
+            name: &a.name,
+            used: &a.used,
+            offset: a.offset,
+            subject: format!("REDUCE calls {}", what.trim_end_matches(',')),
+            what,
         };
-        f.global = Some(q);
-        f.policy = Some(policy_note(policy));
-        if let Some(i) = out.push(f) {
+        if let Some(i) = out.push(refusal(policy, &name)) {
             refused.insert(id, i);
         }
     }
