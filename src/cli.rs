@@ -7,6 +7,7 @@ use crate::disasm::{self, Style};
 use crate::finding::Rule;
 use crate::git;
 use crate::learn;
+use crate::loosen;
 use crate::policy;
 use crate::report::{self, Summary};
 use crate::sanitize;
@@ -144,6 +145,15 @@ struct GitArgs {
     /// With a range: also every blob any commit of the range added, even if removed later.
     #[arg(long)]
     all_commits: bool,
+    /// Print the paths of the Git LFS pointers among the blobs this git mode selects whose
+    /// objects are not available locally, one per line, and exit 0: what to fetch
+    /// (`git lfs fetch --include …`) before the scan (the GitHub Action and GitLab job do).
+    #[arg(long)]
+    list_missing_lfs: bool,
+    /// Scan every blob of every commit reachable from HEAD, root commit included (an audit
+    /// of the whole history: a model removed long ago can still be checked out).
+    #[arg(long, conflicts_with_all = ["staged", "diff", "hook", "ci", "all_commits"])]
+    all_history: bool,
     /// Largest git blob read (bytes); larger blobs are a budget finding.
     #[arg(long, value_name = "BYTES", default_value_t = 4 << 30)]
     max_blob_size: u64,
@@ -498,7 +508,7 @@ enum Targets {
 type GitTargets = (Option<Targets>, Option<git::Range>);
 
 fn git_targets(paths: &[PathBuf], g: &GitArgs) -> Result<GitTargets, String> {
-    if !(g.staged || g.diff.is_some() || g.hook || g.ci) {
+    if !(g.staged || g.diff.is_some() || g.hook || g.ci || g.all_history) {
         return Ok((None, None));
     }
     if g.all_commits && !(g.diff.is_some() || g.ci || g.hook) {
@@ -520,7 +530,10 @@ fn git_targets(paths: &[PathBuf], g: &GitArgs) -> Result<GitTargets, String> {
         head: to,
         merge_base: false,
     };
-    let (changes, kind, range) = if g.staged {
+    let (changes, kind, range) = if g.all_history {
+        let c = only(git::all_history(&repo, "HEAD").map_err(|e| e.to_string())?)?;
+        return Ok((Some(Targets::Blobs(repo, c, "history", None)), None));
+    } else if g.staged {
         (
             only(git::staged(&repo).map_err(|e| e.to_string())?)?,
             "staged",
@@ -539,6 +552,15 @@ fn git_targets(paths: &[PathBuf], g: &GitArgs) -> Result<GitTargets, String> {
                 let r = env_range(from, to);
                 let c = git::range(&repo, &r, g.all_commits).map_err(|e| e.to_string())?;
                 (only(c)?, "range", Some(r))
+            }
+            _ if pre_push().is_some() => {
+                // A push of a new branch whose history reaches a root commit: pre-commit
+                // sets no range and passes the files of whatever is checked out. Scan what
+                // the push adds instead, from the pushed ref.
+                let (local, remote) = pre_push().unwrap_or_default();
+                let c = git::pushed(&repo, &local, &remote).map_err(|e| e.to_string())?;
+                let shown = format!("{local} --not --remotes={remote}");
+                return Ok((Some(Targets::Blobs(repo, c, "push", Some(shown))), None));
             }
             _ => {
                 let (blobs, missing) =
@@ -567,6 +589,47 @@ fn git_targets(paths: &[PathBuf], g: &GitArgs) -> Result<GitTargets, String> {
     };
     let shown = range.as_ref().map(git::Range::display);
     Ok((Some(Targets::Blobs(repo, changes, kind, shown)), range))
+}
+
+/// `scan --list-missing-lfs`: the LFS pointers of a git mode's blobs without a local object.
+fn list_missing_lfs(targets: &Targets) -> i32 {
+    let (repo, changes) = match targets {
+        Targets::Blobs(repo, changes, ..) | Targets::Mixed(repo, changes, _) => (repo, changes),
+        Targets::Files(_) => {
+            eprintln!("picklegate: error: --list-missing-lfs needs a git mode (--staged, --diff, --ci, --hook, --all-history)");
+            return 2;
+        }
+    };
+    let mut out = String::new();
+    for c in changes {
+        // A pointer is at most a few hundred bytes; larger blobs are not read.
+        if !git::blob_size(repo, c.oid).is_ok_and(|n| n <= 1024) {
+            continue;
+        }
+        let Ok(data) = git::read_blob(repo, c.oid) else {
+            continue;
+        };
+        if let Some((oid, _)) = git::lfs_pointer(&data) {
+            if !git::lfs_object_path(repo, &oid).is_file() {
+                out.push_str(&c.path);
+                out.push('\n');
+            }
+        }
+    }
+    if write_stdout(&out).is_err() {
+        return 2;
+    }
+    0
+}
+
+/// The pushed ref and the remote of a pre-push hook run by pre-commit
+/// (`PRE_COMMIT_LOCAL_BRANCH`, `PRE_COMMIT_REMOTE_NAME`), when both are set.
+fn pre_push() -> Option<(String, String)> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    Some((
+        var("PRE_COMMIT_LOCAL_BRANCH")?,
+        var("PRE_COMMIT_REMOTE_NAME")?,
+    ))
 }
 
 /// One notice per path the walk did not read (symlinks leaving the root, FIFOs, sockets,
@@ -778,32 +841,91 @@ fn load_config_at(
     }
 }
 
-/// Says so when the change under review edits the configuration that the scan did not
-/// take from it: what it loosens applies only once merged, so a reviewer must look.
-fn note_config_change(
+/// When the change under review edits the configuration the scan took from its base: a
+/// warning, and a `policy-loosened` report that lists, at its line in the new file, each
+/// thing the edit would let through once merged, so a reviewer approves it explicitly.
+fn config_change_report(
     repo: &git2::Repository,
     range: &git::Range,
+    base: &Config,
     base_blob: Option<git2::Oid>,
     args: &ConfigArgs,
-) {
-    let Ok(names) = config_names(repo, args) else {
-        return;
-    };
-    let Ok(head) = git::commit_id(repo, &range.head) else {
-        return;
-    };
-    let head_blob = git::file_at(repo, head, &names)
-        .ok()
-        .flatten()
-        .map(|(n, _, b)| (n, b));
-    if head_blob.as_ref().map(|h| h.1) != base_blob {
-        let name = head_blob.map(|h| h.0).unwrap_or_else(|| names.join(" or "));
-        eprintln!(
-            "picklegate: warning: this change modifies {name}; the scan uses the policy of the base revision \
-             (--policy-from base), so the change cannot configure its own gate. Review that diff: \
-             what it allows applies to later changes once it is merged."
-        );
+) -> Option<FileReport> {
+    let names = config_names(repo, args).ok()?;
+    let head = git::commit_id(repo, &range.head).ok()?;
+    let head_file = git::file_at(repo, head, &names).ok().flatten();
+    if head_file.as_ref().map(|h| h.2) == base_blob {
+        return None;
     }
+    let name = head_file
+        .as_ref()
+        .map(|h| h.0.clone())
+        .unwrap_or_else(|| names.join(" or "));
+    eprintln!(
+        "picklegate: warning: this change modifies {}; the scan uses the policy of the base revision \
+         (--policy-from base), so the change cannot configure its own gate",
+        esc(&name)
+    );
+    let text = head_file
+        .as_ref()
+        .map(|h| String::from_utf8_lossy(&h.1).into_owned());
+    let display = format!("head:{name}");
+    let base_text = if base.file.is_some() {
+        base.source.as_deref()
+    } else {
+        None
+    };
+    let found = match loosen::loosenings(base_text, text.as_deref().map(|t| (display.as_str(), t)))
+    {
+        Ok(l) => l,
+        Err(d) => {
+            eprintln!(
+                "picklegate: warning: the change's {} is not a valid configuration; once merged, every scan stops with exit 2:",
+                esc(&name)
+            );
+            print_diags(&[d.warning()], text.as_deref());
+            return None;
+        }
+    };
+    if found.is_empty() {
+        return None;
+    }
+    let listed: Vec<String> = found
+        .iter()
+        .map(|l| match l.line {
+            0 => l.what.clone(),
+            n => format!("line {n}: {}", l.what),
+        })
+        .collect();
+    let mut f = crate::finding::Finding::new(
+        Rule::PolicyLoosened,
+        found[0].offset,
+        crate::finding::clip(format!(
+            "this change loosens the gate's configuration in {} place(s), applying once merged: {}",
+            found.len(),
+            listed.join("; ")
+        )),
+    );
+    f.related = found
+        .iter()
+        .zip(&listed)
+        .map(|(l, label)| crate::finding::Related {
+            offset: l.offset,
+            label: crate::finding::clip(label.clone()),
+        })
+        .collect();
+    f.reading = Some("policy");
+    let mut r = scan::FileReport::from_findings(name, "policy", vec![f], 0);
+    r.source = head_file.map(|(_, _, blob)| scan::Source {
+        kind: "range",
+        blob: blob.to_string(),
+        commit: Some(head.to_string()),
+        range: Some(range.display()),
+        status: "modified",
+        renamed_from: None,
+        lfs_oid: None,
+    });
+    Some(r)
 }
 
 /// Scans one git blob; LFS pointers are resolved to the local object.
@@ -959,9 +1081,13 @@ fn run_scan(
             return 2;
         }
     };
+    if g.list_missing_lfs {
+        return list_missing_lfs(&targets);
+    }
     let quiet = !presets.is_empty() || format != Format::Human;
     // A range scan reviews a change: its policy comes from the base revision unless asked
     // otherwise, so the change cannot loosen the gate it is checked by.
+    let mut config_report = None;
     let policy_side = match (&range, g.policy_from) {
         (Some(_), None) => PolicyFrom::Base,
         (_, Some(s)) => s,
@@ -987,7 +1113,7 @@ fn run_scan(
             };
             let loaded = load_config_at(repo, commit, label, args, quiet).and_then(|(c, blob)| {
                 if policy_side == PolicyFrom::Base {
-                    note_config_change(repo, r, blob, args);
+                    config_report = config_change_report(repo, r, &c, blob, args);
                 }
                 if presets.is_empty() {
                     return Ok(c);
@@ -1063,6 +1189,16 @@ fn run_scan(
             let (policy, _) = config.policy_for(&rel);
             let (mut report, digest) =
                 scan_blob(repo, c, kind, range, policy, &opts, g.max_blob_size);
+            if g.ci {
+                // In CI a model that was not fetched was not seen: deny unless configured.
+                for f in report
+                    .findings
+                    .iter_mut()
+                    .filter(|f| f.rule == Rule::LfsPointer)
+                {
+                    f.level = Level::Deny;
+                }
+            }
             crate::budget::cap_run(
                 &mut report.findings,
                 &mut run_cap.borrow_mut(),
@@ -1093,6 +1229,17 @@ fn run_scan(
                 &mut reports,
                 &mut used_exceptions,
             );
+            if let Some(mut r) = config_report {
+                // The base configuration's levels (and a pinned exception) apply to it too.
+                let mut digest = || None;
+                config.apply(&r.path.clone(), &mut r.findings, &cli_levels, &mut digest);
+                r.refresh_status();
+                // It replaces the plain "not a pickle" report of the same blob.
+                reports.retain(|x| {
+                    !(x.path == r.path && x.format == "unknown" && x.findings.is_empty())
+                });
+                reports.push(r);
+            }
         }
         Targets::Mixed(repo, changes, files) => {
             scan_blobs(
@@ -1162,6 +1309,15 @@ fn fix_reports(reports: &[FileReport], targets: &Targets, config: &Config, stage
         .iter()
         .filter(|r| r.status == scan::Status::Findings)
     {
+        if r.format == "policy" {
+            // A configuration change is reviewed, not rewritten.
+            eprintln!(
+                "picklegate: {}: not fixed: a policy-loosened finding needs a reviewer",
+                esc(&r.path)
+            );
+            code = code.max(1);
+            continue;
+        }
         let rel = match (&r.source, repo) {
             (Some(_), Some(_)) => config.relative_lexical(&workdir, &r.path),
             _ => config.relative(Path::new(&r.path)),
@@ -1243,6 +1399,20 @@ fn fix_reports(reports: &[FileReport], targets: &Targets, config: &Config, stage
             }
         }
     }
+    let failing = reports
+        .iter()
+        .filter(|r| r.status == scan::Status::Findings)
+        .count();
+    let left = failing.saturating_sub(staged.len());
+    eprintln!(
+        "picklegate: --fix: {} file(s) sanitized{}, {left} still with findings",
+        staged.len(),
+        if stage && !staged.is_empty() {
+            " and staged"
+        } else {
+            ""
+        }
+    );
     if stage {
         if let Some(repo) = repo {
             let added = repo.index().and_then(|mut idx| {

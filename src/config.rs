@@ -46,9 +46,11 @@ pub struct ConfigFile {
     #[schemars(with = "Vec<ExceptionDef>")]
     pub exceptions: Vec<Spanned<ExceptionDef>>,
     /// Per-rule levels: `deny` fails the gate, `warn` reports, `allow` drops the finding.
+    /// Lowering a critical rule needs the detailed form with `accept-code-execution: true`
+    /// and a `reason`.
     #[serde(default)]
-    #[schemars(with = "BTreeMap<String, Level>")]
-    pub levels: BTreeMap<String, Spanned<Level>>,
+    #[schemars(with = "BTreeMap<String, LevelEntry>")]
+    pub levels: BTreeMap<String, Spanned<LevelEntry>>,
     /// Resource budgets for one file (memory, opcodes, decompressed bytes, findings, time).
     #[serde(default)]
     pub budgets: Option<crate::budget::BudgetsDef>,
@@ -85,6 +87,43 @@ pub struct ExceptionDef {
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub rules: Vec<Spanned<String>>,
+}
+
+/// A rule's level: a plain `deny | warn | allow`, or the detailed form that a critical rule
+/// needs to go below `deny`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum LevelEntry {
+    Plain(Level),
+    Detailed(DetailedLevel),
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DetailedLevel {
+    pub level: Level,
+    /// Required to lower a critical rule (code-execution, unresolved-global, ...): pickles
+    /// that run code may then pass the gate.
+    #[serde(default)]
+    pub accept_code_execution: bool,
+    /// Why (required with `accept-code-execution`).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl LevelEntry {
+    pub fn level(&self) -> Level {
+        match self {
+            LevelEntry::Plain(l) => *l,
+            LevelEntry::Detailed(d) => d.level,
+        }
+    }
+
+    /// Accepted explicitly, with a reason.
+    fn accepted(&self) -> bool {
+        matches!(self, LevelEntry::Detailed(d)
+            if d.accept_code_execution && d.reason.as_deref().is_some_and(|r| !r.trim().is_empty()))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -486,6 +525,30 @@ impl Config {
                         )),
                     }
                 }
+                // Waiving a pickle that runs code is accepted for those exact bytes only:
+                // an unpinned exception would also waive whatever replaces the file.
+                let critical: Vec<&str> = if v.rules.is_empty() {
+                    vec!["all rules"]
+                } else {
+                    covered
+                        .iter()
+                        .filter(|r| r.is_critical())
+                        .map(|r| r.id())
+                        .collect()
+                };
+                if sha.is_none() && !critical.is_empty() {
+                    errors.push(diag_at(
+                        display,
+                        &v.path.referenced,
+                        format!(
+                            "the exception for `{}` waives critical rules ({}) without pinning the file: add `sha256:` \
+                             (the file's SHA-256 or its Git LFS oid), or list only non-critical rules under `rules:`",
+                            v.path.value,
+                            critical.join(", ")
+                        ),
+                        "unpinned critical waiver",
+                    ));
+                }
                 exceptions.push(Exception {
                     path: normalize(&v.path.value),
                     reason: v.reason.value.clone(),
@@ -498,7 +561,21 @@ impl Config {
             for (id, level) in rest.levels {
                 match Rule::from_id(&id) {
                     Some(rule) => {
-                        levels.insert(rule, level.value);
+                        let l = level.value.level();
+                        if rule.is_critical() && l != Level::Deny && !level.value.accepted() {
+                            errors.push(diag_at(
+                                display,
+                                &level.referenced,
+                                format!(
+                                    "lowering the critical rule `{id}` to {} lets a pickle that runs code pass the gate; \
+                                     write it as `{id}: {{level: {}, accept-code-execution: true, reason: \"…\"}}`",
+                                    l.as_str(),
+                                    l.as_str()
+                                ),
+                                "critical rule lowered",
+                            ));
+                        }
+                        levels.insert(rule, l);
                     }
                     None => errors.push(diag_at(
                         display,
@@ -661,9 +738,20 @@ impl Config {
             return None;
         }
         let ex = self.exception_for(rel, sha256)?;
-        let before = findings.len();
-        findings.retain(|f| !(ex.rules.is_empty() || ex.rules.contains(&f.rule)));
-        (findings.len() != before).then_some(ex)
+        // Waived findings stay in the report, marked, so no output format hides them.
+        let mut waived = false;
+        for f in findings
+            .iter_mut()
+            .filter(|f| ex.rules.is_empty() || ex.rules.contains(&f.rule))
+        {
+            f.suppressed = Some(crate::finding::Suppression {
+                kind: "external",
+                justification: ex.reason.clone(),
+                location: ex.origin.to_string(),
+            });
+            waived = true;
+        }
+        waived.then_some(ex)
     }
 
     /// Allow entries of the configuration file that no scanned global matched.
@@ -706,7 +794,7 @@ pub struct Rest {
     default: Option<Spanned<String>>,
     exclude: Vec<Spanned<String>>,
     exceptions: Vec<Spanned<ExceptionDef>>,
-    levels: BTreeMap<String, Spanned<Level>>,
+    levels: BTreeMap<String, Spanned<LevelEntry>>,
     budgets: Option<crate::budget::BudgetsDef>,
 }
 

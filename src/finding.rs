@@ -55,10 +55,11 @@ pub enum Rule {
     TorchScript,
     LegacyMagic,
     LfsPointer,
+    PolicyLoosened,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 24] = [
+    pub const ALL: [Rule; 25] = [
         Rule::CodeExecution,
         Rule::GlobalNotAllowed,
         Rule::UnresolvedGlobal,
@@ -83,6 +84,7 @@ impl Rule {
         Rule::TorchScript,
         Rule::LegacyMagic,
         Rule::LfsPointer,
+        Rule::PolicyLoosened,
     ];
 
     pub fn id(self) -> &'static str {
@@ -111,6 +113,7 @@ impl Rule {
             Rule::TorchScript => "torchscript",
             Rule::LegacyMagic => "legacy-magic",
             Rule::LfsPointer => "lfs-pointer",
+            Rule::PolicyLoosened => "policy-loosened",
         }
     }
 
@@ -136,7 +139,8 @@ impl Rule {
             | Rule::ExtensionMismatch
             | Rule::NotInspectable
             | Rule::StorageReference
-            | Rule::TorchScript => Severity::Error,
+            | Rule::TorchScript
+            | Rule::PolicyLoosened => Severity::Error,
             Rule::TrailingPickle | Rule::TrailingData => Severity::Warning,
             Rule::LfsPointer => Severity::Note,
         }
@@ -181,6 +185,9 @@ impl Rule {
             Rule::TorchScript => "A TorchScript archive: torch.jit.load runs its code.",
             Rule::LegacyMagic => "A legacy torch file whose magic number is computed instead of written as a literal.",
             Rule::LfsPointer => "A Git LFS pointer: the model content was not available to inspect.",
+            Rule::PolicyLoosened => {
+                "The change edits the gate's configuration so that more would pass once it is merged."
+            }
         }
     }
 
@@ -214,7 +221,16 @@ impl Rule {
             Rule::TorchScript => "Load it only if you trust its source, or allow the rule for this path in .picklegate.yaml.",
             Rule::LegacyMagic => "Do not load this file; re-save it with a current torch.save.",
             Rule::LfsPointer => "Fetch LFS objects (git lfs pull) in CI so picklegate can scan the real content.",
+            Rule::PolicyLoosened => {
+                "Review each loosening; the scan used the base revision's policy. Land the configuration change on its own, approved by its owners."
+            }
         }
+    }
+
+    /// Critical rules mean the file runs code or is read differently by different
+    /// loaders: lowering or waiving them needs an explicit acceptance or a pin.
+    pub fn is_critical(self) -> bool {
+        self.severity() == Severity::Critical
     }
 
     pub fn from_id(id: &str) -> Option<Rule> {
@@ -256,6 +272,19 @@ pub struct Finding {
     pub counts_only: bool,
     /// For a refused global: the use the pickle makes of it (the allow mode it needs).
     pub mode: Option<crate::policy::Mode>,
+    /// Waived by a configuration exception: still reported everywhere, never failing.
+    pub suppressed: Option<Suppression>,
+}
+
+/// Why a finding is waived: the exception that covers it (SARIF `suppressions`, kind
+/// `external`, because the waiver lives in the configuration, not in the scanned file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Suppression {
+    pub kind: &'static str,
+    /// The exception's `reason`.
+    pub justification: String,
+    /// Where the exception is written (`file:line`).
+    pub location: String,
 }
 
 /// A few disassembly lines with the spans of the primary and related opcodes.
@@ -287,6 +316,7 @@ impl Finding {
             reading: None,
             counts_only: false,
             mode: None,
+            suppressed: None,
         }
     }
 
@@ -319,6 +349,11 @@ pub fn clip(mut text: String) -> String {
 }
 
 impl Finding {
+    /// Whether the finding fails the gate: level deny and not waived.
+    pub fn fails(&self) -> bool {
+        self.level == crate::config::Level::Deny && self.suppressed.is_none()
+    }
+
     /// The finding with every input-derived text field clipped ([`clip`]).
     pub fn clipped(mut self) -> Finding {
         self.message = clip(std::mem::take(&mut self.message));

@@ -35,6 +35,20 @@ pub enum GitError {
         rev: String,
         shallow: &'static str,
     },
+    #[error("{what} `{rev}` names no commit: no branch, tag or commit of that name in this repository ({reason})")]
+    UnknownRevision {
+        what: &'static str,
+        rev: String,
+        reason: String,
+    },
+    #[error("{what} `{rev}` is not in this clone: fetch it first (`git fetch origin {rev}`)")]
+    MissingObject { what: &'static str, rev: String },
+    #[error("{what} `{rev}` is a {kind}, not a commit")]
+    NotACommit {
+        what: &'static str,
+        rev: String,
+        kind: &'static str,
+    },
     #[error("invalid range `{0}`: expected BASE..HEAD or BASE...HEAD")]
     BadRange(String),
     #[error("CI detection: {0}")]
@@ -155,13 +169,39 @@ fn commit_of<'r>(
     rev: &str,
     what: &'static str,
 ) -> Result<git2::Commit<'r>, GitError> {
-    repo.revparse_single(rev)
-        .and_then(|o| o.peel_to_commit())
-        .map_err(|_| GitError::MissingRevision {
-            what,
-            rev: rev.to_string(),
-            shallow: shallow_hint(repo),
-        })
+    let object = match repo.revparse_single(rev) {
+        Ok(o) => o,
+        Err(e) => {
+            // Why it failed decides the advice: missing history only explains a shallow
+            // clone (CI checkouts) or an object id that is absent; anything else is a name
+            // that does not exist (a typo, a branch that was never fetched).
+            let id_like = rev.len() >= 7 && rev.bytes().all(|b| b.is_ascii_hexdigit());
+            return Err(if repo.is_shallow() {
+                GitError::MissingRevision {
+                    what,
+                    rev: rev.to_string(),
+                    shallow: shallow_hint(repo),
+                }
+            } else if id_like {
+                GitError::MissingObject {
+                    what,
+                    rev: rev.to_string(),
+                }
+            } else {
+                GitError::UnknownRevision {
+                    what,
+                    rev: rev.to_string(),
+                    reason: e.message().to_string(),
+                }
+            });
+        }
+    };
+    let kind = object.kind().map_or("object", |k| k.str());
+    object.peel_to_commit().map_err(|_| GitError::NotACommit {
+        what,
+        rev: rev.to_string(),
+        kind,
+    })
 }
 
 /// A parsed `BASE..HEAD` / `BASE...HEAD`.
@@ -231,25 +271,69 @@ pub fn range(repo: &Repository, r: &Range, all_commits: bool) -> Result<Vec<Chan
         let mut walk = repo.revwalk()?;
         walk.push(head.id())?;
         walk.hide(base_oid)?;
-        for id in walk {
-            let c = repo.find_commit(id?)?;
-            let parent_tree: Option<Tree<'_>> = match c.parent(0) {
-                Ok(p) => Some(p.tree()?),
-                Err(_) => None,
-            };
-            let tree = c.tree()?;
-            let mut d = repo.diff_tree_to_tree(
-                parent_tree.as_ref(),
-                Some(&tree),
-                Some(&mut diff_options()),
-            )?;
-            for ch in collect(&mut d, Some(c.id().to_string()))? {
-                if !out.iter().any(|o| o.oid == ch.oid && o.path == ch.path) {
-                    out.push(ch);
-                }
+        commit_changes(repo, walk, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Appends what each commit of `walk` added or modified (against its first parent; a root
+/// commit against the empty tree), each (path, blob) once.
+fn commit_changes(
+    repo: &Repository,
+    walk: git2::Revwalk<'_>,
+    out: &mut Vec<Change>,
+) -> Result<(), GitError> {
+    let mut seen: std::collections::HashSet<(String, Oid)> =
+        out.iter().map(|c| (c.path.clone(), c.oid)).collect();
+    for id in walk {
+        let c = repo.find_commit(id?)?;
+        let parent_tree: Option<Tree<'_>> = match c.parent(0) {
+            Ok(p) => Some(p.tree()?),
+            Err(_) => None,
+        };
+        let tree = c.tree()?;
+        let mut d =
+            repo.diff_tree_to_tree(parent_tree.as_ref(), Some(&tree), Some(&mut diff_options()))?;
+        for ch in collect(&mut d, Some(c.id().to_string()))? {
+            if seen.insert((ch.path.clone(), ch.oid)) {
+                out.push(ch);
             }
         }
     }
+    Ok(())
+}
+
+/// What a push adds that the remote does not have yet: every blob that any commit
+/// reachable from `local` but from no ref of `refs/remotes/<remote>/` added or modified,
+/// each commit diffed against its first parent (a root commit against the empty tree).
+/// This is `git rev-list <local> --not --remotes=<remote>`, the set pre-commit computes
+/// for a new remote branch; it reads the pushed ref, never the index or another branch.
+pub fn pushed(repo: &Repository, local: &str, remote: &str) -> Result<Vec<Change>, GitError> {
+    let tip = commit_of(repo, local, "pushed revision")?;
+    let mut walk = repo.revwalk()?;
+    walk.push(tip.id())?;
+    let prefix = format!("refs/remotes/{remote}/");
+    for r in repo.references()?.flatten() {
+        if r.name().is_ok_and(|n| n.starts_with(&prefix)) {
+            if let Ok(c) = r.peel_to_commit() {
+                walk.hide(c.id())?;
+            }
+        }
+    }
+    let mut out = Vec::new();
+    commit_changes(repo, walk, &mut out)?;
+    Ok(out)
+}
+
+/// Every blob of every commit reachable from `rev`, root commit included: each commit
+/// diffed against its first parent (the root against the empty tree), each (path, blob)
+/// once. A blob that was removed later is still scanned: it stays in the history.
+pub fn all_history(repo: &Repository, rev: &str) -> Result<Vec<Change>, GitError> {
+    let tip = commit_of(repo, rev, "revision")?;
+    let mut walk = repo.revwalk()?;
+    walk.push(tip.id())?;
+    let mut out = Vec::new();
+    commit_changes(repo, walk, &mut out)?;
     Ok(out)
 }
 

@@ -18,12 +18,12 @@ fn is_sink(qualified: &str) -> bool {
 
 /// Rules about how a file is stored rather than what it runs: a learned baseline may
 /// lower them to `warn` (listed with the files that needed it). Every other rule that
-/// refused a file is printed as a `# !!!` line for a person to decide.
+/// refused a file is printed as a `# !!!` line for a person to decide (critical rules such
+/// as `legacy-magic` need `accept-code-execution`, which a baseline never writes).
 const LEARNABLE_LEVELS: &[Rule] = &[
     Rule::TrailingPickle,
     Rule::TrailingData,
     Rule::ExtensionMismatch,
-    Rule::LegacyMagic,
 ];
 
 /// An allow entry in the narrowest mode the files need (a plain name is `call`).

@@ -15,6 +15,7 @@ pub mod disasm;
 pub mod finding;
 pub mod git;
 pub mod learn;
+pub mod loosen;
 pub mod numpy;
 pub mod pickle;
 pub mod policy;

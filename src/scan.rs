@@ -47,7 +47,7 @@ pub struct FileReport {
 /// A git object scanned instead of a file.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Source {
-    /// `staged`, `range`, `tree` or `hook`.
+    /// `staged`, `range`, `tree`, `hook`, `push` (a pre-push of a new branch) or `history`.
     pub kind: &'static str,
     pub blob: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -69,11 +69,7 @@ impl FileReport {
         if self.status == Status::Error {
             return;
         }
-        self.status = if self
-            .findings
-            .iter()
-            .any(|f| f.level == crate::config::Level::Deny)
-        {
+        self.status = if self.findings.iter().any(Finding::fails) {
             Status::Findings
         } else {
             Status::Clean
@@ -82,16 +78,14 @@ impl FileReport {
 }
 
 impl FileReport {
-    fn from_findings(
+    /// A report of `findings` about `path` (content in `format`).
+    pub fn from_findings(
         path: String,
         format: &'static str,
         findings: Vec<Finding>,
         streams: usize,
     ) -> Self {
-        let status = if findings
-            .iter()
-            .any(|f| f.level == crate::config::Level::Deny)
-        {
+        let status = if findings.iter().any(Finding::fails) {
             Status::Findings
         } else {
             Status::Clean

@@ -440,7 +440,7 @@ fn a_range_scan_takes_its_policy_from_the_base_revision() {
     repo.git(&["checkout", "-q", "-b", "feature"]);
     repo.write(
         ".picklegate.yaml",
-        b"version: 1\nlevels:\n  code-execution: allow\n  trailing-data: allow\n  unresolved-call: allow\n  malformed-pickle: allow\n",
+        b"version: 1\nlevels:\n  code-execution: {level: allow, accept-code-execution: true, reason: trust me}\n  trailing-data: allow\n  unresolved-call: {level: allow, accept-code-execution: true, reason: trust me}\n  malformed-pickle: allow\nexclude: ['vendor/**']\n",
     );
     repo.write("evil.pkl", &evil());
     repo.commit("loosen and add a payload");
@@ -453,6 +453,32 @@ fn a_range_scan_takes_its_policy_from_the_base_revision() {
         err.contains("this change modifies .picklegate.yaml"),
         "{err}"
     );
+    // The edit itself is a deny finding that lists each loosening at its line.
+    let files = v["files"].as_array().cloned().unwrap_or_default();
+    let cfg = files
+        .iter()
+        .find(|f| f["path"] == ".picklegate.yaml")
+        .unwrap_or_else(|| panic!("no policy-loosened report: {v:#}"));
+    assert_eq!(cfg["status"], "findings", "{cfg:#}");
+    assert_eq!(cfg["findings"][0]["rule"], "policy-loosened");
+    assert_eq!(cfg["findings"][0]["level"], "deny");
+    let msg = cfg["findings"][0]["message"].as_str().unwrap_or_default();
+    for want in [
+        "line 3: lowers `code-execution` to allow (was deny), accepting code execution",
+        "line 4: lowers `trailing-data` to allow (was deny)",
+        "line 5: lowers `unresolved-call`",
+        "line 6: lowers `malformed-pickle`",
+        "line 7: excludes `vendor/**` from scanning",
+    ] {
+        assert!(msg.contains(want), "{want:?} not in {msg}");
+    }
+    assert_eq!(
+        cfg["findings"][0]["related"].as_array().map(Vec::len),
+        Some(5)
+    );
+    // The base configuration may lower the rule, as any other (a trusted choice).
+    let (code, v, _) = repo.scan(&["--diff", &range, "--level", "policy-loosened=warn"]);
+    assert_eq!(code, 1, "the payload still fails: {v:#}");
     let (code, _, _) = repo.scan(&["--diff", &range, "--policy-from", "base"]);
     assert_eq!(code, 1);
 
@@ -541,4 +567,180 @@ fn git_mode_paths_are_pathspecs_and_never_fail_open() {
     assert!(err.contains("--all-commits needs a range"), "{err}");
     let (code, _, err) = scanned(&root, &["--diff", "HEAD..HEAD..HEAD"]);
     assert_eq!(code, 2, "{err}");
+}
+
+fn scan_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, Value, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_picklegate"));
+    cmd.arg("scan")
+        .args(args)
+        .args(["--format", "json"])
+        .current_dir(dir)
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITLAB_CI");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap_or_else(|e| panic!("{e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// pre-push of a new branch whose history reaches a root commit (pre-commit sets no range,
+/// only PRE_COMMIT_LOCAL_BRANCH and PRE_COMMIT_REMOTE_NAME): the commits the push adds are
+/// scanned from the pushed ref, never the index or the checked-out branch.
+#[test]
+fn a_pre_push_of_a_new_branch_scans_what_the_push_adds() {
+    let remote = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let repo = Repo::new();
+    Command::new("git")
+        .args(["init", "-q", "--bare"])
+        .arg(remote.path())
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    repo.git(&["remote", "add", "origin", &remote.path().to_string_lossy()]);
+    repo.write("README.md", b"hi\n");
+    repo.commit("root");
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    repo.write("models/evil.pt", &evil());
+    repo.commit("payload");
+    repo.git(&["rm", "-q", "models/evil.pt"]);
+    repo.commit("hide it again");
+    repo.git(&["checkout", "-q", "main"]);
+    // A clean index on main; the dirty branch is pushed.
+    let hook = [
+        ("PRE_COMMIT_LOCAL_BRANCH", "refs/heads/feature"),
+        ("PRE_COMMIT_REMOTE_BRANCH", "refs/heads/feature"),
+        ("PRE_COMMIT_REMOTE_NAME", "origin"),
+        ("PRE_COMMIT_REMOTE_URL", "unused"),
+    ];
+    let (code, v, err) = scan_with_env(repo.root(), &["--hook", "README.md"], &hook);
+    assert_eq!(code, 1, "{v:#} {err}");
+    assert!(paths(&v).contains(&"models/evil.pt".to_string()), "{v:#}");
+    let evil_report = v["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["path"] == "models/evil.pt")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(evil_report["source"]["kind"], "push");
+    assert_eq!(
+        evil_report["source"]["range"],
+        "refs/heads/feature --not --remotes=origin"
+    );
+
+    // What the remote already has is not scanned again: main is pushed, then a clean
+    // branch from it passes while a malicious file is staged on the checked-out branch.
+    repo.git(&["push", "-q", "origin", "main"]);
+    repo.git(&["fetch", "-q", "origin"]);
+    repo.git(&["checkout", "-q", "-b", "clean"]);
+    repo.write("models/ok.pkl", &benign());
+    repo.commit("a benign model");
+    repo.git(&["checkout", "-q", "main"]);
+    repo.write("staged-evil.pkl", &evil());
+    repo.git(&["add", "staged-evil.pkl"]);
+    let clean = [
+        ("PRE_COMMIT_LOCAL_BRANCH", "refs/heads/clean"),
+        ("PRE_COMMIT_REMOTE_NAME", "origin"),
+    ];
+    let (code, v, err) = scan_with_env(repo.root(), &["--hook", "staged-evil.pkl"], &clean);
+    assert_eq!(code, 0, "{v:#} {err}");
+    assert_eq!(paths(&v), vec!["models/ok.pkl"], "{v:#}");
+}
+
+/// `--all-history`: every blob of every commit reachable from HEAD, root commit included,
+/// also those removed later.
+#[test]
+fn all_history_includes_the_root_commit_and_removed_files() {
+    let repo = Repo::new();
+    repo.write("root-evil.pkl", &evil());
+    repo.commit("root with a payload");
+    repo.git(&["rm", "-q", "root-evil.pkl"]);
+    repo.write("ok.pkl", &benign());
+    repo.commit("clean up");
+    let (code, v, err) = repo.scan(&["--all-history"]);
+    assert_eq!(code, 1, "{v:#} {err}");
+    let mut p = paths(&v);
+    p.sort();
+    assert_eq!(p, vec!["ok.pkl", "root-evil.pkl"]);
+    assert!(v["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|f| f["source"]["kind"] == "history"));
+    // A pathspec narrows it, as in the other git modes.
+    let (code, v, _) = repo.scan(&["--all-history", "ok.pkl"]);
+    assert_eq!(code, 0, "{v:#}");
+    let (code, _, err) = repo.scan(&["--all-history", "--staged"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+/// Bad revisions say which revision and why: a name that does not exist, an object id
+/// that is not in the clone, a tree instead of a commit.
+#[test]
+fn bad_revisions_get_precise_errors() {
+    let repo = Repo::new();
+    repo.write("a.txt", b"a\n");
+    let head = repo.commit("one");
+    let (code, _, err) = repo.scan(&["--diff", "mian..HEAD"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("base revision `mian` names no commit"),
+        "{err}"
+    );
+    assert!(!err.contains("fetch the full history"), "{err}");
+    let missing = "0123456789abcdef0123456789abcdef01234567";
+    let (code, _, err) = repo.scan(&["--diff", &format!("{missing}..HEAD")]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(&format!("base revision `{missing}` is not in this clone")),
+        "{err}"
+    );
+    let tree = repo.git(&["rev-parse", "HEAD^{tree}"]);
+    let (code, _, err) = repo.scan(&["--diff", &format!("{head}..{tree}")]);
+    assert_eq!(code, 2);
+    assert!(err.contains("is a tree, not a commit"), "{err}");
+}
+
+/// In `--ci`, an LFS pointer whose object was not fetched is deny (the model was not
+/// seen); `--list-missing-lfs` names what to fetch.
+#[test]
+fn in_ci_a_missing_lfs_object_is_denied() {
+    let repo = Repo::new();
+    repo.write("README.md", b"hi\n");
+    let base = repo.commit("base");
+    let content = evil();
+    let oid = sha256_hex(&content);
+    repo.write(
+        "model.bin",
+        format!(
+            "version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {}\n",
+            content.len()
+        )
+        .as_bytes(),
+    );
+    let head = repo.commit("an LFS model");
+    let ci = [
+        ("GITLAB_CI", "true"),
+        ("CI_COMMIT_SHA", head.as_str()),
+        ("CI_COMMIT_BEFORE_SHA", base.as_str()),
+    ];
+    let (code, v, err) = scan_with_env(repo.root(), &["--ci"], &ci);
+    assert_eq!(code, 1, "{v:#} {err}");
+    assert_eq!(v["files"][0]["findings"][0]["rule"], "lfs-pointer");
+    assert_eq!(v["files"][0]["findings"][0]["level"], "deny");
+    // Outside CI the same pointer is a warning.
+    let (code, _, _) = repo.scan(&["--diff", &format!("{base}..{head}")]);
+    assert_eq!(code, 0);
+    let out = Command::new(env!("CARGO_BIN_EXE_picklegate"))
+        .args(["scan", "--ci", "--list-missing-lfs"])
+        .current_dir(repo.root())
+        .envs(ci)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "model.bin\n");
 }

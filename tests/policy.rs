@@ -63,7 +63,7 @@ impl Repo {
 #[test]
 fn a_good_configuration_checks_clean() {
     let repo = Repo::new();
-    let yaml = "version: 1\npolicies:\n  models:\n    extends: [torch]\n    allow:\n      - mypkg.layers.Custom\nrules:\n  - paths: ['models/**']\n    policy: models\nexclude: ['vendor/**']\nexceptions:\n  - path: data/old.pkl\n    reason: reviewed\n    expires: 2999-01-01\nlevels:\n  trailing-data: warn\n";
+    let yaml = "version: 1\npolicies:\n  models:\n    extends: [torch]\n    allow:\n      - mypkg.layers.Custom\nrules:\n  - paths: ['models/**']\n    policy: models\nexclude: ['vendor/**']\nexceptions:\n  - path: data/old.pkl\n    reason: reviewed\n    expires: 2999-01-01\n    rules: [global-not-allowed]\nlevels:\n  trailing-data: warn\n  code-execution: {level: warn, accept-code-execution: true, reason: research corpus}\n";
     let (code, out) = repo.check(yaml);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(".picklegate.yaml: ok"), "{out}");
@@ -94,7 +94,7 @@ fn errors_point_at_line_and_column() {
             ".picklegate.yaml:3:13",
         ),
         (
-            "version: 1\nexceptions:\n  - path: m.pkl\n    reason: old\n    expires: 2020-01-01\n",
+            "version: 1\nexceptions:\n  - path: m.pkl\n    reason: old\n    expires: 2020-01-01\n    rules: [trailing-data]\n",
             "the exception for `m.pkl` expired on 2020-01-01",
             ".picklegate.yaml:5:14",
         ),
@@ -117,6 +117,28 @@ fn errors_point_at_line_and_column() {
             "version: 1\nlevels:\n  no-such-rule: warn\n",
             "`levels` names unknown rule id `no-such-rule`",
             ".picklegate.yaml:3:17",
+        ),
+        // Critical rules: lowering needs an explicit acceptance with a reason, waiving a
+        // pin to the file's content.
+        (
+            "version: 1\nlevels:\n  code-execution: allow\n",
+            "lowering the critical rule `code-execution` to allow",
+            ".picklegate.yaml:3:19",
+        ),
+        (
+            "version: 1\nlevels:\n  trailing-data: warn\n  zip-duplicate-member: {level: warn, accept-code-execution: true}\n",
+            "lowering the critical rule `zip-duplicate-member` to warn",
+            ".picklegate.yaml:4:25",
+        ),
+        (
+            "version: 1\nexceptions:\n  - path: m.pkl\n    reason: trust me\n",
+            "the exception for `m.pkl` waives critical rules (all rules) without pinning the file",
+            ".picklegate.yaml:3:11",
+        ),
+        (
+            "version: 1\nexceptions:\n  - path: m.pkl\n    reason: trust me\n    rules: [trailing-data, unresolved-global, build-on-global]\n",
+            "waives critical rules (unresolved-global, build-on-global)",
+            ".picklegate.yaml:3:11",
         ),
         (
             "version: 1\npolicies:\n  p:\n  allow: [x.y]\n   - oops\n",
@@ -259,6 +281,93 @@ fn sha256(path: &Path) -> String {
         .collect()
 }
 
+/// A waived finding is never invisible: every format keeps it, marked, and none fails.
+#[test]
+fn waived_findings_stay_in_every_report() {
+    let repo = Repo::new();
+    repo.copy(
+        &fixture("attacks", "a01_sequential_exec_head.pkl"),
+        "legacy/old.pkl",
+    );
+    let digest = sha256(&repo.path("legacy/old.pkl"));
+    repo.write(
+        ".picklegate.yaml",
+        format!(
+            "version: 1\nexceptions:\n  - path: legacy/old.pkl\n    reason: quarantined SEC-9\n    sha256: {digest}\n"
+        )
+        .as_bytes(),
+    );
+    let (code, out, _) = repo.run(&["scan", "--format", "json", "legacy/old.pkl"]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}"));
+    let findings = v["files"][0]["findings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!findings.is_empty(), "{v:#}");
+    for f in &findings {
+        assert_eq!(f["suppressed"]["kind"], "external", "{f:#}");
+        assert_eq!(f["suppressed"]["justification"], "quarantined SEC-9");
+        assert!(f["suppressed"]["location"]
+            .as_str()
+            .is_some_and(|l| l.ends_with(".picklegate.yaml:3")));
+    }
+    assert_eq!(v["files"][0]["status"], "clean");
+    assert_eq!(v["summary"]["findings"], 0);
+    assert_eq!(v["summary"]["suppressed"], findings.len());
+
+    let (code, out, _) = repo.run(&["scan", "--format", "sarif", "legacy/old.pkl"]);
+    assert_eq!(code, 0);
+    let sarif: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}"));
+    let results = sarif["runs"][0]["results"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(results.len(), findings.len());
+    assert!(results
+        .iter()
+        .all(|r| r["suppressions"][0]["kind"] == "external"
+            && r["suppressions"][0]["justification"]
+                .as_str()
+                .is_some_and(|j| j.contains("quarantined SEC-9"))));
+
+    let (code, out, _) = repo.run(&["scan", "--format", "github", "legacy/old.pkl"]);
+    assert_eq!(code, 0);
+    let commands: Vec<&str> = out.lines().filter(|l| l.starts_with("::")).collect();
+    assert_eq!(commands.len(), findings.len(), "{out}");
+    assert!(
+        commands
+            .iter()
+            .all(|l| l.starts_with("::notice ") && l.contains("(waived)")),
+        "{out}"
+    );
+
+    let (code, out, _) = repo.run(&["scan", "--format", "gitlab", "legacy/old.pkl"]);
+    assert_eq!(code, 0);
+    let gl: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}"));
+    let issues = gl.as_array().cloned().unwrap_or_default();
+    assert_eq!(issues.len(), findings.len());
+    assert!(issues.iter().all(|i| i["suppressed"] == true
+        && i["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("quarantined SEC-9"))));
+
+    let (code, out, _) = repo.run(&["scan", "legacy/old.pkl"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&format!(
+            "{} finding(s) waived by exception",
+            findings.len()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(", {} waived", findings.len())),
+        "{out}"
+    );
+    assert!(out.contains("waived code-execution @ byte"), "{out}");
+}
+
 #[test]
 fn an_exception_pinned_to_a_digest_stops_when_the_file_changes() {
     let repo = Repo::new();
@@ -352,7 +461,7 @@ fn unused_allow_entries_and_exceptions_are_reported_after_a_full_scan() {
     repo.copy(&fixture("benign", "torch_linear.pkl"), "m.pkl");
     repo.write(
         ".picklegate.yaml",
-        b"version: 1\npolicies:\n  p:\n    extends: [default]\n    allow:\n      - mypkg.Unused\ndefault: p\nexceptions:\n  - path: gone.pkl\n    reason: removed long ago\n",
+        b"version: 1\npolicies:\n  p:\n    extends: [default]\n    allow:\n      - mypkg.Unused\ndefault: p\nexceptions:\n  - path: gone.pkl\n    reason: removed long ago\n    rules: [trailing-data]\n",
     );
     let (code, _, err) = repo.run(&["scan"]);
     assert_eq!(code, 0);

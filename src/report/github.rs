@@ -31,6 +31,10 @@ pub fn escape_property(s: &str) -> String {
 }
 
 fn command(f: &Finding) -> &'static str {
+    if f.suppressed.is_some() {
+        // Waived: visible in the log and the file view, never an error or warning.
+        return "notice";
+    }
     match (f.level, f.severity) {
         (Level::Warn, _) | (_, Severity::Warning) => "warning",
         (_, Severity::Note) => "notice",
@@ -63,14 +67,24 @@ pub fn render(reports: &[FileReport]) -> String {
             Some(m) => format!(" [{m} @ byte {}]", f.offset),
             None => format!(" [byte {}]", f.offset),
         };
-        let title = format!("picklegate {} ({})", f.rule.id(), f.severity.as_str());
+        let title = match &f.suppressed {
+            Some(_) => format!("picklegate {} (waived)", f.rule.id()),
+            None => format!("picklegate {} ({})", f.rule.id(), f.severity.as_str()),
+        };
+        let waived = match &f.suppressed {
+            Some(s) => format!(
+                "\nwaived by the exception at {}: {}",
+                s.location, s.justification
+            ),
+            None => String::new(),
+        };
         let _ = writeln!(
             out,
             "::{} file={},line=1,title={}::{}",
             command(f),
             escape_property(clean_path(&r.path)),
             escape_property(&title),
-            escape_data(&format!("{}{place}\n{}", f.message, f.rule.help()))
+            escape_data(&format!("{}{place}{waived}\n{}", f.message, f.rule.help()))
         );
     }
     for r in reports {
@@ -105,7 +119,11 @@ pub fn step_summary(reports: &[FileReport]) -> String {
         let _ = writeln!(
             out,
             "| {} | `{}` | `{}` | {} | {} | {} | {} |",
-            f.severity.as_str(),
+            if f.suppressed.is_some() {
+                "waived"
+            } else {
+                f.severity.as_str()
+            },
             f.rule.id(),
             cell(clean_path(&r.path)),
             f.member

@@ -22,9 +22,17 @@ pub fn render(reports: &[FileReport]) -> String {
                 Some(m) => format!(" ({m}, byte {})", f.offset),
                 None => format!(" (byte {})", f.offset),
             };
+            let waived = match &f.suppressed {
+                Some(s) => format!(
+                    " (waived by the exception at {}: {})",
+                    s.location, s.justification
+                ),
+                None => String::new(),
+            };
             issues.push(json!({
                 "type": "issue",
-                "description": format!("[{}] {}{place}", f.rule.id(), f.message),
+                "description": format!("[{}] {}{place}{waived}", f.rule.id(), f.message),
+                "suppressed": f.suppressed.is_some(),
                 "check_name": f.rule.id(),
                 "fingerprint": fingerprint::of(&r.path, f),
                 "severity": severity(f.severity),

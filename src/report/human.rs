@@ -100,16 +100,38 @@ pub fn render(reports: &[FileReport], color: bool) -> String {
             let _ = writeln!(out, "{}\n", renderer.render(&[g]));
             continue;
         }
-        for f in &r.findings {
+        for f in r.findings.iter().filter(|f| f.suppressed.is_none()) {
             let _ = writeln!(out, "{}\n", render_finding(&r.path, f, &renderer));
         }
-        if let Some(ex) = &r.exception {
+        // Waived findings: one line each under the exception, so they stay visible.
+        let waived: Vec<&Finding> = r
+            .findings
+            .iter()
+            .filter(|f| f.suppressed.is_some())
+            .collect();
+        if let (Some(ex), false) = (&r.exception, waived.is_empty()) {
             let _ = writeln!(
                 out,
-                "note: {}: findings waived by exception {}\n",
+                "note: {}: {} finding(s) waived by exception {}",
                 escape(&r.path),
+                waived.len(),
                 escape(ex)
             );
+            for f in waived {
+                let member = f
+                    .member
+                    .as_deref()
+                    .map(|m| format!("!{}", escape(m)))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "  waived {} @ byte {}{member}: {}",
+                    f.rule.id(),
+                    f.offset,
+                    escape(&f.message)
+                );
+            }
+            out.push('\n');
         }
     }
     out.push_str(&summary_line(reports));
@@ -122,8 +144,13 @@ pub fn summary_line(reports: &[FileReport]) -> String {
         .iter()
         .filter(|r| r.status == Status::Findings)
         .count();
+    let waived = if s.suppressed > 0 {
+        format!(", {} waived", s.suppressed)
+    } else {
+        String::new()
+    };
     format!(
-        "picklegate: {} file(s) scanned, {} clean, {} with findings ({} finding(s)), {} unreadable\n",
+        "picklegate: {} file(s) scanned, {} clean, {} with findings ({} finding(s)), {} unreadable{waived}\n",
         s.files, s.clean, failing, s.findings, s.errors
     )
 }

@@ -27,6 +27,9 @@ struct JsonFinding<'a> {
     /// For a refused global: the allow mode its use needs (`reference`, `new`, `call`).
     #[serde(skip_serializing_if = "Option::is_none")]
     mode: Option<&'static str>,
+    /// Waived by a configuration exception: `{kind, justification, location}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    suppressed: Option<&'a crate::finding::Suppression>,
 }
 
 #[derive(Serialize)]
@@ -68,6 +71,7 @@ fn finding(f: &Finding) -> JsonFinding<'_> {
         policy: f.policy.as_deref(),
         reading: f.reading,
         mode: f.mode.map(crate::policy::Mode::as_str),
+        suppressed: f.suppressed.as_ref(),
     }
 }
 

@@ -14,8 +14,11 @@ use crate::scan::{FileReport, Status};
 pub struct Summary {
     pub files: usize,
     pub clean: usize,
+    /// Findings that are not waived.
     pub findings: usize,
     pub errors: usize,
+    /// Findings waived by a configuration exception (still listed, never failing).
+    pub suppressed: usize,
 }
 
 impl Summary {
@@ -30,7 +33,9 @@ impl Summary {
                 Status::Findings => {}
                 Status::Error => s.errors += 1,
             }
-            s.findings += r.findings.len();
+            let waived = r.findings.iter().filter(|f| f.suppressed.is_some()).count();
+            s.suppressed += waived;
+            s.findings += r.findings.len() - waived;
         }
         s
     }

@@ -86,7 +86,7 @@ pub fn render(reports: &[FileReport]) -> String {
                 Some(m) => format!(" (in `{m}`, byte {})", f.offset),
                 None => format!(" (byte {})", f.offset),
             };
-            results.push(json!({
+            let mut result = json!({
                 "ruleId": f.rule.id(),
                 "ruleIndex": index,
                 "level": level(f.severity, f.level),
@@ -103,7 +103,20 @@ pub fn render(reports: &[FileReport]) -> String {
                 }],
                 "partialFingerprints": {"picklegateFinding/v1": fingerprint::of(&rep.path, f)},
                 "properties": Value::Object(props),
-            }));
+            });
+            // A waived finding stays a result, suppressed by the configuration (SARIF
+            // §3.35: kind `external`, accepted, with the exception's reason).
+            if let (Some(s), Some(obj)) = (&f.suppressed, result.as_object_mut()) {
+                obj.insert(
+                    "suppressions".into(),
+                    json!([{
+                        "kind": s.kind,
+                        "status": "accepted",
+                        "justification": format!("{} (exception at {})", s.justification, s.location),
+                    }]),
+                );
+            }
+            results.push(result);
         }
     }
     let doc = json!({

@@ -110,11 +110,7 @@ fn verify_report(format: &str, r: &scan::FileReport) -> Result<(), SanitizeError
             r.format
         ));
     }
-    match r
-        .findings
-        .iter()
-        .find(|f| f.level == crate::config::Level::Deny)
-    {
+    match r.findings.iter().find(|f| f.fails()) {
         None => Ok(()),
         Some(f) => refuse(format!(
             "the replacement would still have a finding ({}: {}); nothing was written",

@@ -234,6 +234,53 @@ def test_push_of_benign_commits_passes(git_repo, env, hook_repo, tmp_path):
     assert r.returncode == 0, r.stdout
 
 
+def test_first_push_of_a_malicious_branch_to_an_empty_remote_is_blocked(git_repo, env, hook_repo, tmp_path):
+    """A new branch whose history reaches the root commit: pre-commit sets no FROM/TO refs
+    (it passes the checked-out files instead); picklegate scans what the push adds, from
+    the pushed ref, while `main` (clean) is checked out."""
+    remote = tmp_path / "remote.git"
+    run(["git", "init", "-q", "--bare", "-b", "main", remote], cwd=tmp_path, env=env, check=True)
+    repo = user_repo(git_repo)
+    write_config(repo, hook_repo, "picklegate-system")
+    repo.git("remote", "add", "origin", str(remote))
+    repo.git("checkout", "-q", "-b", "feature")
+    repo.write("models/evil.pt", EVIL)
+    repo.add("models/evil.pt")
+    repo.commit("a model", "--no-verify")
+    repo.git("checkout", "-q", "main")
+    r = run(["git", "push", "origin", "feature"], cwd=repo.path, env=env)
+    assert r.returncode != 0, r.stdout
+    assert "code-execution" in r.stdout and "models/evil.pt" in r.stdout, r.stdout
+    refs = run(["git", "for-each-ref"], cwd=remote, env=env).stdout
+    assert "feature" not in refs, refs
+
+
+def test_clean_branch_is_pushed_while_a_dirty_one_is_checked_out(git_repo, env, hook_repo, tmp_path):
+    """The reverse: what is staged or committed on the checked-out branch never blocks the
+    push of another, clean branch (first push to an empty remote and a later one)."""
+    remote = tmp_path / "remote.git"
+    run(["git", "init", "-q", "--bare", "-b", "main", remote], cwd=tmp_path, env=env, check=True)
+    repo = user_repo(git_repo)
+    write_config(repo, hook_repo, "picklegate-system")
+    repo.git("remote", "add", "origin", str(remote))
+    repo.git("checkout", "-q", "-b", "clean")
+    repo.write("models/linear.pkl", BENIGN)
+    repo.add("models/linear.pkl")
+    repo.commit("a benign model", "--no-verify")
+    repo.git("checkout", "-q", "-b", "dirty")
+    repo.write("dirty.pkl", EVIL)
+    repo.add("dirty.pkl")
+    repo.commit("payload", "--no-verify")
+    repo.write("staged.pkl", EVIL)
+    repo.add("staged.pkl")
+    r = run(["git", "push", "origin", "clean"], cwd=repo.path, env=env)
+    assert r.returncode == 0, r.stdout
+    # The dirty branch itself is still refused.
+    r = run(["git", "push", "origin", "dirty"], cwd=repo.path, env=env)
+    assert r.returncode != 0, r.stdout
+    assert "dirty.pkl" in r.stdout, r.stdout
+
+
 # --- (c) the language: rust hook, built by pre-commit -----------------------------------------
 
 

@@ -53,3 +53,31 @@ def test_sarif_without_results_is_valid(tmp_path):
     f.write_text(r.stdout)
     code, problems, text = validate(f)
     assert code == 0 and problems == [], text
+
+
+def test_waived_findings_are_suppressions_that_validate(tmp_path):
+    """A finding waived by a pinned exception stays a result, with a SARIF suppression
+    (kind external, status accepted, the exception's reason as justification)."""
+    import hashlib
+    import shutil
+    src = ROOT / "tests/fixtures/attacks"
+    payload = sorted(p for p in src.iterdir() if p.suffix == ".pkl")[0]
+    shutil.copy(payload, tmp_path / "waived.pkl")
+    digest = hashlib.sha256((tmp_path / "waived.pkl").read_bytes()).hexdigest()
+    (tmp_path / ".picklegate.yaml").write_text(
+        "version: 1\nexceptions:\n  - path: waived.pkl\n    reason: quarantined sample SEC-1\n"
+        f"    sha256: {digest}\n")
+    r = subprocess.run([BIN, "scan", "--format", "sarif", "waived.pkl"], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    import json
+    doc = json.loads(r.stdout)
+    results = doc["runs"][0]["results"]
+    assert results, "the waived findings must stay in the report"
+    for res in results:
+        (s,) = res["suppressions"]
+        assert s["kind"] == "external" and s["status"] == "accepted"
+        assert "quarantined sample SEC-1" in s["justification"]
+    f = tmp_path / "waived.sarif"
+    f.write_text(r.stdout)
+    code, problems, text = validate(f)
+    assert code == 0 and problems == [], text
