@@ -850,6 +850,7 @@ fn config_change_report(
     base: &Config,
     base_blob: Option<git2::Oid>,
     args: &ConfigArgs,
+    ci: bool,
 ) -> Option<FileReport> {
     let names = config_names(repo, args).ok()?;
     let head = git::commit_id(repo, &range.head).ok()?;
@@ -915,6 +916,11 @@ fn config_change_report(
         })
         .collect();
     f.reading = Some("policy");
+    // Deny in CI, where the merge is decided; a warning in a local `--diff` or pre-push,
+    // where the author is looking at their own edit.
+    if !ci {
+        f.level = Level::Warn;
+    }
     let mut r = scan::FileReport::from_findings(name, "policy", vec![f], 0);
     r.source = head_file.map(|(_, _, blob)| scan::Source {
         kind: "range",
@@ -928,6 +934,22 @@ fn config_change_report(
     Some(r)
 }
 
+/// A scanned blob's SHA-256 for exception pins: known, or computed from a file only when an
+/// exception asks (hashing a multi-GB checkpoint costs more than scanning it).
+enum BlobDigest {
+    Known(Option<String>),
+    OfFile(PathBuf),
+}
+
+impl BlobDigest {
+    fn get(&self) -> Option<String> {
+        match self {
+            BlobDigest::Known(d) => d.clone(),
+            BlobDigest::OfFile(p) => sha256_file(p),
+        }
+    }
+}
+
 /// Scans one git blob; LFS pointers are resolved to the local object.
 fn scan_blob(
     repo: &git2::Repository,
@@ -937,7 +959,7 @@ fn scan_blob(
     policy: &policy::Policy,
     opts: &ScanOptions,
     max_blob: u64,
-) -> (FileReport, Option<String>) {
+) -> (FileReport, BlobDigest) {
     let mut source = scan::Source {
         kind,
         blob: change.oid.to_string(),
@@ -953,7 +975,7 @@ fn scan_blob(
         r.format = "unreadable";
         r.error = Some(msg);
         r.source = Some(source);
-        (r, None)
+        (r, BlobDigest::Known(None))
     };
     let size = match git::blob_size(repo, change.oid) {
         Ok(s) => s,
@@ -973,7 +995,21 @@ fn scan_blob(
         ));
         r.refresh_status();
         r.source = Some(source);
-        return (r, None);
+        return (r, BlobDigest::Known(None));
+    }
+    if size > git::STREAM_BLOBS_ABOVE && matches!(kind, "staged" | "hook") {
+        // A staged checkpoint whose work-tree file git itself takes to be the index blob
+        // (stat data match, not racily clean) is scanned in place, with sparse reads.
+        if let Some(file) = git::worktree_copy_of_index_blob(repo, &change.path, change.oid) {
+            let r = scan::scan_file_as(&file, &change.path, policy, opts);
+            // Still the same after the scan (not modified while it was read): else the
+            // blob itself is read below.
+            if git::worktree_copy_of_index_blob(repo, &change.path, change.oid).is_some() {
+                let mut r = r;
+                r.source = Some(source);
+                return (r, BlobDigest::OfFile(file));
+            }
+        }
     }
     if size > git::STREAM_BLOBS_ABOVE {
         // Large blobs (checkpoints) are copied out in bounded chunks and scanned from disk
@@ -982,7 +1018,7 @@ fn scan_blob(
             Ok((temp, digest)) => {
                 let mut r = scan::scan_file_as(&temp.path, &change.path, policy, opts);
                 r.source = Some(source);
-                (r, Some(digest))
+                (r, BlobDigest::Known(Some(digest)))
             }
             Err(e) => unreadable(
                 format!("{}: cannot read blob {}: {e}", change.path, change.oid),
@@ -1030,11 +1066,11 @@ fn scan_blob(
             r
         };
         r.source = Some(source);
-        return (r, Some(oid));
+        return (r, BlobDigest::Known(Some(oid)));
     }
     let mut r = scan::scan_bytes(&change.path, &data, policy, opts);
     r.source = Some(source);
-    (r, Some(crate::digest::sha256_hex(&data)))
+    (r, BlobDigest::Known(Some(crate::digest::sha256_hex(&data))))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1113,7 +1149,7 @@ fn run_scan(
             };
             let loaded = load_config_at(repo, commit, label, args, quiet).and_then(|(c, blob)| {
                 if policy_side == PolicyFrom::Base {
-                    config_report = config_change_report(repo, r, &c, blob, args);
+                    config_report = config_change_report(repo, r, &c, blob, args, g.ci);
                 }
                 if presets.is_empty() {
                     return Ok(c);
@@ -1204,7 +1240,7 @@ fn run_scan(
                 &mut run_cap.borrow_mut(),
                 opts.limits.max_run_findings,
             );
-            let mut digest = || digest.clone();
+            let mut digest = || digest.get();
             if let Some(ex) = config.apply(&rel, &mut report.findings, &cli_levels, &mut digest) {
                 used.insert(ex.origin.clone());
                 report.exception = Some(format!("{} ({}): {}", ex.path, ex.origin, ex.reason));

@@ -410,6 +410,51 @@ pub fn read_blob(repo: &Repository, oid: Oid) -> Result<Vec<u8>, GitError> {
     Ok(repo.find_blob(oid)?.content().to_vec())
 }
 
+/// The work-tree file of an index entry when git itself would take it to hold exactly the
+/// entry's blob without reading it: a regular file whose stat data (size, mtime, ctime,
+/// inode, device, mode, owner) equals what the index recorded, and that is not racily clean
+/// (modified in the same instant the index was written, which stat data cannot tell apart).
+/// This is git's own rule (`ie_match_stat`, `is_racy_timestamp`); it lets a multi-GB staged
+/// checkpoint be scanned from disk with sparse reads instead of being copied out.
+#[cfg(unix)]
+pub fn worktree_copy_of_index_blob(repo: &Repository, path: &str, oid: Oid) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let workdir = repo.workdir()?;
+    let index = repo.index().ok()?;
+    let entry = index.get_path(Path::new(path), 0)?;
+    if entry.id != oid {
+        return None;
+    }
+    let file = workdir.join(path);
+    let meta = std::fs::symlink_metadata(&file).ok()?;
+    if !meta.file_type().is_file() {
+        return None;
+    }
+    // Truncated to 32 bits as the index stores them.
+    let same = u64::from(entry.file_size) == (meta.size() & 0xffff_ffff)
+        && i64::from(entry.mtime.seconds()) == meta.mtime()
+        && i64::from(entry.mtime.nanoseconds()) == meta.mtime_nsec()
+        && i64::from(entry.ctime.seconds()) == meta.ctime()
+        && i64::from(entry.ctime.nanoseconds()) == meta.ctime_nsec()
+        && u64::from(entry.ino) == (meta.ino() & 0xffff_ffff)
+        && u64::from(entry.dev) == (meta.dev() & 0xffff_ffff)
+        && entry.uid == meta.uid()
+        && entry.gid == meta.gid()
+        && (entry.mode & 0o100) == (meta.mode() & 0o100);
+    if !same {
+        return None;
+    }
+    // Racily clean: the file changed in the same timestamp tick as the index was written.
+    let index_meta = std::fs::metadata(repo.path().join("index")).ok()?;
+    let racy = (meta.mtime(), meta.mtime_nsec()) >= (index_meta.mtime(), index_meta.mtime_nsec());
+    (!racy).then_some(file)
+}
+
+#[cfg(not(unix))]
+pub fn worktree_copy_of_index_blob(_: &Repository, _: &str, _: Oid) -> Option<PathBuf> {
+    None
+}
+
 /// Blobs above this are copied to a temp file in bounded chunks and scanned from disk
 /// (sparse reads), never inflated into memory whole.
 pub const STREAM_BLOBS_ABOVE: u64 = 64 << 20;

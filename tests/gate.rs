@@ -459,9 +459,9 @@ fn a_range_scan_takes_its_policy_from_the_base_revision() {
         .iter()
         .find(|f| f["path"] == ".picklegate.yaml")
         .unwrap_or_else(|| panic!("no policy-loosened report: {v:#}"));
-    assert_eq!(cfg["status"], "findings", "{cfg:#}");
+    // A warning in a local range scan; deny in CI (below).
     assert_eq!(cfg["findings"][0]["rule"], "policy-loosened");
-    assert_eq!(cfg["findings"][0]["level"], "deny");
+    assert_eq!(cfg["findings"][0]["level"], "warn", "{cfg:#}");
     let msg = cfg["findings"][0]["message"].as_str().unwrap_or_default();
     for want in [
         "line 3: lowers `code-execution` to allow (was deny), accepting code execution",
@@ -476,9 +476,42 @@ fn a_range_scan_takes_its_policy_from_the_base_revision() {
         cfg["findings"][0]["related"].as_array().map(Vec::len),
         Some(5)
     );
-    // The base configuration may lower the rule, as any other (a trusted choice).
-    let (code, v, _) = repo.scan(&["--diff", &range, "--level", "policy-loosened=warn"]);
-    assert_eq!(code, 1, "the payload still fails: {v:#}");
+    let head = repo.git(&["rev-parse", "HEAD"]);
+    let ci = [
+        ("GITLAB_CI", "true"),
+        ("CI_COMMIT_SHA", head.as_str()),
+        ("CI_COMMIT_BEFORE_SHA", base.as_str()),
+    ];
+    let (code, v, err) = scan_with_env(repo.root(), &["--ci"], &ci);
+    assert_eq!(code, 1, "{v:#} {err}");
+    let cfg = v["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["path"] == ".picklegate.yaml")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(cfg["status"], "findings", "{v:#}");
+    assert_eq!(cfg["findings"][0]["level"], "deny");
+    // The payload alone is removed: the loosening itself still fails the CI gate.
+    std::fs::remove_file(repo.root().join("evil.pkl")).unwrap_or_else(|e| panic!("{e}"));
+    let head2 = repo.commit("drop the payload");
+    let ci2 = [
+        ("GITLAB_CI", "true"),
+        ("CI_COMMIT_SHA", head2.as_str()),
+        ("CI_COMMIT_BEFORE_SHA", base.as_str()),
+    ];
+    let (code, v, err) = scan_with_env(repo.root(), &["--ci"], &ci2);
+    assert_eq!(code, 1, "{v:#} {err}");
+    assert_eq!(paths(&v), vec![".picklegate.yaml"], "{v:#}");
+    // An explicit level (the command line, or the base configuration) decides, as for any rule.
+    let (code, _, _) = scan_with_env(
+        repo.root(),
+        &["--ci", "--level", "policy-loosened=warn"],
+        &ci2,
+    );
+    assert_eq!(code, 0);
+    repo.git(&["reset", "-q", "--hard", &head]);
     let (code, _, _) = repo.scan(&["--diff", &range, "--policy-from", "base"]);
     assert_eq!(code, 1);
 
@@ -743,4 +776,53 @@ fn in_ci_a_missing_lfs_object_is_denied() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "model.bin\n");
+}
+
+/// A staged checkpoint is scanned from the work tree only when git's own stat rule says the
+/// file is the index blob (and it is not racily clean); any edit falls back to the blob.
+#[test]
+fn the_work_tree_file_stands_in_for_an_index_blob_only_when_git_would_trust_it() {
+    let repo = Repo::new();
+    repo.write("model.pt", &benign());
+    // An mtime well before the index is written: not racily clean.
+    let file = repo.root().join("model.pt");
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .and_then(|f| f.set_modified(old))
+        .unwrap_or_else(|e| panic!("{e}"));
+    repo.git(&["add", "model.pt"]);
+    let git_repo = git2::Repository::open(repo.root()).unwrap_or_else(|e| panic!("{e}"));
+    let oid = git_repo
+        .index()
+        .ok()
+        .and_then(|i| i.get_path(Path::new("model.pt"), 0))
+        .map(|e| e.id)
+        .unwrap_or(git2::Oid::ZERO_SHA1);
+    let found = picklegate::git::worktree_copy_of_index_blob(&git_repo, "model.pt", oid);
+    assert_eq!(found.as_deref(), Some(file.as_path()));
+    // Another blob id never matches.
+    assert!(picklegate::git::worktree_copy_of_index_blob(
+        &git_repo,
+        "model.pt",
+        git2::Oid::ZERO_SHA1
+    )
+    .is_none());
+    // An unstaged edit (new size and mtime): the blob is read instead.
+    repo.write("model.pt", &evil());
+    assert!(picklegate::git::worktree_copy_of_index_blob(&git_repo, "model.pt", oid).is_none());
+    // Same size, restored old mtime, different inode (a rewrite): still not trusted.
+    let mut same_size = benign();
+    if let Some(b) = same_size.last_mut() {
+        *b ^= 1;
+    }
+    std::fs::remove_file(&file).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&file, &same_size).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .and_then(|f| f.set_modified(old))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(picklegate::git::worktree_copy_of_index_blob(&git_repo, "model.pt", oid).is_none());
 }
