@@ -30,23 +30,11 @@ if [ -n "${PICKLEGATE_ARGS:-}" ]; then
   set +f
 fi
 
-# Git LFS: a pointer whose object was not fetched is a deny finding in --ci (the model was
-# not seen). When git-lfs is installed, fetch the objects of exactly the changed pointers
-# first (`git lfs fetch` downloads into .git/lfs/objects and leaves the work tree alone).
-if git lfs version >/dev/null 2>&1; then
-  lfs_paths=()
-  while IFS= read -r p; do
-    # `--include` is a comma-separated list of patterns: a path with a comma or a glob
-    # character cannot be named exactly and stays unfetched (and denied).
-    case "$p" in *[,*?[]*) continue ;; esac
-    lfs_paths+=("$p")
-  done < <("$bin" scan --ci --list-missing-lfs ${extra[@]+"${extra[@]}"} 2>/dev/null)
-  if [ "${#lfs_paths[@]}" -gt 0 ]; then
-    include="$(IFS=,; echo "${lfs_paths[*]}")"
-    echo "picklegate: fetching ${#lfs_paths[@]} Git LFS object(s) of changed files" >&2
-    git lfs fetch --include="$include" --exclude="" >&2 || echo "picklegate: git lfs fetch failed; unfetched models are denied" >&2
-  fi
-fi
+# Git LFS objects of the changed pointers first (a missing one is a deny finding in --ci).
+# Next to this script when the job installed it, in ci/ of a source checkout otherwise.
+here="$(dirname "${BASH_SOURCE[0]}")"
+if [ -f "$here/lfs-fetch.sh" ]; then source "$here/lfs-fetch.sh"; else source "$here/../lfs-fetch.sh"; fi
+picklegate_lfs_fetch "$bin" ${extra[@]+"${extra[@]}"}
 
 # A report left by an earlier run (a cached or reused build directory) must not be uploaded
 # as this run's.

@@ -300,3 +300,44 @@ def test_enforce(code, fail_on_findings, expected, base_env, tmp_path):
     assert r.returncode == expected, r.stdout
     if expected:
         assert r.stdout.startswith("::error title=picklegate::"), r.stdout
+
+
+def test_lfs_objects_of_changed_pointers_are_fetched_before_the_scan(git_repo, env, tmp_path):
+    """With git-lfs installed (here a stand-in `git-lfs` on PATH that records its arguments
+    and stores the object as `git lfs fetch` would), run.sh fetches exactly the changed
+    pointers, so the real model is scanned; without the object it is a deny finding."""
+    import hashlib
+    repo = git_repo("lfs")
+    repo.write("README.md", "x\n")
+    repo.add("README.md")
+    base = repo.commit("base")
+    payload = EVIL.read_bytes()
+    oid = hashlib.sha256(payload).hexdigest()
+    repo.write("models/model.bin", f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {len(payload)}\n")
+    repo.add("models/model.bin")
+    head = repo.commit("an LFS model")
+    # Without git-lfs: the pointer is denied (the model was not seen).
+    o = run_action(repo, env, tmp_path, pr_event(base, head))
+    assert o.outputs["exit-code"] == "1", o.stdout
+    assert "lfs-pointer" in o.stdout, o.stdout
+    # A stand-in git-lfs: `version` answers, `fetch` records its arguments and writes the object.
+    fake = tmp_path / "fakebin"
+    fake.mkdir()
+    store = tmp_path / "object"
+    store.write_bytes(payload)
+    log = tmp_path / "lfs.log"
+    obj = repo.path / ".git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
+    (fake / "git-lfs").write_text(
+        "#!/bin/sh\n"
+        f"echo \"$@\" >> '{log}'\n"
+        "[ \"$1\" = version ] && { echo git-lfs/3.0.0; exit 0; }\n"
+        f"[ \"$1\" = fetch ] && {{ mkdir -p '{obj.parent}' && cp '{store}' '{obj}'; exit 0; }}\n"
+        "exit 1\n")
+    (fake / "git-lfs").chmod(0o755)
+    e = dict(env, PATH=f"{fake}:{env['PATH']}")
+    o = run_action(repo, e, tmp_path, pr_event(base, head))
+    calls = log.read_text().splitlines()
+    assert "fetch --include=models/model.bin --exclude=" in calls, calls
+    # The fetched object is what was scanned: the payload, not the pointer.
+    assert o.outputs["exit-code"] == "1", o.stdout
+    assert "code-execution" in o.stdout and "lfs-pointer" not in o.stdout, o.stdout
