@@ -89,12 +89,39 @@ impl std::fmt::Write for StdoutText {
 }
 
 /// Text from the input (paths, member names, messages) escaped for a terminal.
+/// `picklegate --version`: the version, the commit it was built from, and the library
+/// versions each embedded preset was generated from (the first line of every preset).
+fn long_version() -> &'static str {
+    let mut libs: Vec<&str> = Vec::new();
+    for (_, _, text) in policy::PRESETS {
+        let first = text.lines().next().unwrap_or_default();
+        if let Some(rest) = first.split_once(" from ").map(|(_, r)| r) {
+            let list = rest.split(" on Python").next().unwrap_or_default();
+            for lib in list.split(", ") {
+                // `numpy==2.4.6 (plus numpy 1.x module paths …)`: the pin only.
+                let pin = lib.split(" (").next().unwrap_or_default().trim();
+                if pin.contains("==") && !libs.contains(&pin) {
+                    libs.push(pin);
+                }
+            }
+        }
+    }
+    libs.sort_unstable();
+    let text = format!(
+        "{}\ncommit: {}\npresets generated from: {}",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("PICKLEGATE_GIT_COMMIT").unwrap_or("unknown"),
+        libs.join(", ")
+    );
+    Box::leak(text.into_boxed_str())
+}
+
 fn esc(s: impl std::fmt::Display) -> String {
     report::term::escape(&s.to_string()).into_owned()
 }
 
 #[derive(Parser)]
-#[command(name = "picklegate", version, about = "Keeps malicious pickles out of git repositories", long_about = None)]
+#[command(name = "picklegate", version, long_version = long_version(), about = "Keeps malicious pickles out of git repositories", long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -826,3 +826,22 @@ fn the_work_tree_file_stands_in_for_an_index_blob_only_when_git_would_trust_it()
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(picklegate::git::worktree_copy_of_index_blob(&git_repo, "model.pt", oid).is_none());
 }
+
+/// `--version` names the commit and the library versions the embedded presets come from.
+#[test]
+fn version_names_the_commit_and_the_preset_libraries() {
+    let out = Command::new(env!("CARGO_BIN_EXE_picklegate"))
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        text.starts_with(&format!("picklegate {}\n", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    assert!(text.contains("\ncommit: "), "{text}");
+    for lib in ["torch==", "numpy==", "scikit-learn==", "transformers=="] {
+        assert!(text.contains(lib), "{lib} missing: {text}");
+    }
+}
