@@ -160,33 +160,19 @@ fn policies(base: &ConfigFile, head: &ConfigFile, out: &mut Vec<Loosening>) {
             }
         }
         // `None` inherits from `extends`, which may be wider than what was written.
-        if new_def
-            .build
-            .is_some_and(|b| old.build.is_none_or(|o| b > o))
-            || (new_def.build.is_none() && old.build.is_some())
-        {
-            out.push(at(
-                new,
-                format!(
-                    "policy `{name}` sets `build` to {} (was {})",
-                    new_def.build.map_or("inherited", |b| b.as_str()),
-                    old.build.map_or("inherited", |b| b.as_str())
-                ),
-            ));
+        let build = (
+            new_def.build.map(|b| b.as_str()),
+            old.build.map(|b| b.as_str()),
+        );
+        if widened(new_def.build, old.build) {
+            out.push(at(new, setting(name, "build", build)));
         }
-        if new_def
-            .persistent_ids
-            .is_some_and(|p| old.persistent_ids.is_none_or(|o| p > o))
-            || (new_def.persistent_ids.is_none() && old.persistent_ids.is_some())
-        {
-            out.push(at(
-                new,
-                format!(
-                    "policy `{name}` sets `persistent_ids` to {} (was {})",
-                    new_def.persistent_ids.map_or("inherited", |p| p.as_str()),
-                    old.persistent_ids.map_or("inherited", |p| p.as_str())
-                ),
-            ));
+        let pids = (
+            new_def.persistent_ids.map(|p| p.as_str()),
+            old.persistent_ids.map(|p| p.as_str()),
+        );
+        if widened(new_def.persistent_ids, old.persistent_ids) {
+            out.push(at(new, setting(name, "persistent_ids", pids)));
         }
         let old_subs: HashSet<String> = old
             .substitutes
@@ -205,6 +191,24 @@ fn policies(base: &ConfigFile, head: &ConfigFile, out: &mut Vec<Loosening>) {
             }
         }
     }
+}
+
+/// An ordered setting (`build`, `persistent_ids`) that is wider now, or no longer written
+/// (then inherited from `extends`, possibly wider).
+fn widened<T: Copy + Ord>(new: Option<T>, old: Option<T>) -> bool {
+    match (new, old) {
+        (Some(n), Some(o)) => n > o,
+        (Some(_), None) | (None, Some(_)) => true,
+        (None, None) => false,
+    }
+}
+
+fn setting(policy: &str, key: &str, (new, old): (Option<&str>, Option<&str>)) -> String {
+    format!(
+        "policy `{policy}` sets `{key}` to {} (was {})",
+        new.unwrap_or("inherited"),
+        old.unwrap_or("inherited")
+    )
 }
 
 fn rules(base: &ConfigFile, head: &ConfigFile, out: &mut Vec<Loosening>) {
