@@ -39,17 +39,27 @@ def wheel(tmp_path_factory) -> Path:
     return whl
 
 
-def no_cargo_path(base: str) -> str:
-    """PATH without any directory that holds cargo or rustc."""
-    keep = [d for d in base.split(os.pathsep)
-            if d and not any((Path(d) / t).exists() for t in ("cargo", "rustc", "rustup", "picklegate"))]
+def no_cargo_path(base: str, shims: Path) -> str:
+    """PATH without any directory that holds cargo, rustc or a picklegate binary; a directory
+    that also holds git (a distribution's /usr/bin) stays, behind shims that make cargo and
+    rustc fail, so nothing can build picklegate from source."""
+    shims.mkdir(exist_ok=True)
+    for tool in ("cargo", "rustc", "rustup"):
+        shim = shims / tool
+        shim.write_text("#!/bin/sh\necho \"$0: no Rust toolchain in this test\" >&2\nexit 127\n")
+        shim.chmod(0o755)
+    keep = [str(shims)]
+    for d in base.split(os.pathsep):
+        tools = [t for t in ("cargo", "rustc", "rustup", "picklegate") if (Path(d) / t).exists()] if d else ["-"]
+        if not tools or (Path(d) / "git").exists() and "picklegate" not in tools:
+            keep.append(d)
     return os.pathsep.join(keep)
 
 
 def test_wheel_installs_the_binary_and_blocks_an_attack(wheel, base_env, tmp_path):
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path, env=base_env, check=True)
-    e = dict(base_env, PATH=no_cargo_path(base_env["PATH"]), PIP_NO_INDEX="1")
+    e = dict(base_env, PATH=no_cargo_path(base_env["PATH"], tmp_path / "shims"), PIP_NO_INDEX="1")
     r = run([venv / "bin" / "python", "-m", "pip", "install", "-q", str(wheel)], cwd=tmp_path, env=e)
     assert r.returncode == 0, r.stdout
     exe = venv / "bin" / "picklegate"
@@ -108,7 +118,7 @@ def test_mirror_hook_installs_the_wheel_without_cargo(wheel, git_repo, base_env,
         {"repos": [{"repo": str(mirror.path), "rev": rev, "hooks": [{"id": "picklegate"}]}]}))
     repo.add("README.md", ".pre-commit-config.yaml")
     repo.commit("initial", "--no-verify")
-    e = dict(base_env, PATH=no_cargo_path(base_env["PATH"]), PIP_NO_INDEX="1",
+    e = dict(base_env, PATH=no_cargo_path(base_env["PATH"], tmp_path / "shims"), PIP_NO_INDEX="1",
              PIP_FIND_LINKS=str(links), PRE_COMMIT_HOME=str(tmp_path / "store"))
     r = run([*PRE_COMMIT, "install"], cwd=repo.path, env=e)
     assert r.returncode == 0, r.stdout
