@@ -571,6 +571,7 @@ fn git_targets(paths: &[PathBuf], g: &GitArgs) -> Result<GitTargets, String> {
         let c = git::range(&repo, &r, g.all_commits).map_err(|e| e.to_string())?;
         (only(c)?, "range", Some(r))
     } else if g.hook {
+        let pre_push = pre_push();
         match (
             std::env::var("PRE_COMMIT_FROM_REF"),
             std::env::var("PRE_COMMIT_TO_REF"),
@@ -580,11 +581,11 @@ fn git_targets(paths: &[PathBuf], g: &GitArgs) -> Result<GitTargets, String> {
                 let c = git::range(&repo, &r, g.all_commits).map_err(|e| e.to_string())?;
                 (only(c)?, "range", Some(r))
             }
-            _ if pre_push().is_some() => {
+            _ if pre_push.is_some() => {
                 // A push of a new branch whose history reaches a root commit: pre-commit
                 // sets no range and passes the files of whatever is checked out. Scan what
                 // the push adds instead, from the pushed ref.
-                let (local, remote) = pre_push().unwrap_or_default();
+                let (local, remote) = pre_push.unwrap_or_default();
                 let c = git::pushed(&repo, &local, &remote).map_err(|e| e.to_string())?;
                 let shown = format!("{local} --not --remotes={remote}");
                 return Ok((Some(Targets::Blobs(repo, c, "push", Some(shown))), None));

@@ -92,6 +92,17 @@ fn scan_in(dir: &Path, args: &[&str]) -> (i32, Value, String) {
     )
 }
 
+/// The report of one file in a JSON scan (a missing one fails the test).
+fn report_for(v: &Value, path: &str) -> Value {
+    v["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["path"] == path)
+        .cloned()
+        .unwrap_or_else(|| panic!("no report for {path}: {v:#}"))
+}
+
 fn paths(v: &Value) -> Vec<String> {
     v["files"]
         .as_array()
@@ -454,11 +465,7 @@ fn a_range_scan_takes_its_policy_from_the_base_revision() {
         "{err}"
     );
     // The edit itself is a deny finding that lists each loosening at its line.
-    let files = v["files"].as_array().cloned().unwrap_or_default();
-    let cfg = files
-        .iter()
-        .find(|f| f["path"] == ".picklegate.yaml")
-        .unwrap_or_else(|| panic!("no policy-loosened report: {v:#}"));
+    let cfg = report_for(&v, ".picklegate.yaml");
     // A warning in a local range scan; deny in CI (below).
     assert_eq!(cfg["findings"][0]["rule"], "policy-loosened");
     assert_eq!(cfg["findings"][0]["level"], "warn", "{cfg:#}");
@@ -484,13 +491,7 @@ fn a_range_scan_takes_its_policy_from_the_base_revision() {
     ];
     let (code, v, err) = scan_with_env(repo.root(), &["--ci"], &ci);
     assert_eq!(code, 1, "{v:#} {err}");
-    let cfg = v["files"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|f| f["path"] == ".picklegate.yaml")
-        .cloned()
-        .unwrap_or_default();
+    let cfg = report_for(&v, ".picklegate.yaml");
     assert_eq!(cfg["status"], "findings", "{v:#}");
     assert_eq!(cfg["findings"][0]["level"], "deny");
     // The payload alone is removed: the loosening itself still fails the CI gate.
@@ -652,13 +653,7 @@ fn a_pre_push_of_a_new_branch_scans_what_the_push_adds() {
     let (code, v, err) = scan_with_env(repo.root(), &["--hook", "README.md"], &hook);
     assert_eq!(code, 1, "{v:#} {err}");
     assert!(paths(&v).contains(&"models/evil.pt".to_string()), "{v:#}");
-    let evil_report = v["files"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|f| f["path"] == "models/evil.pt")
-        .cloned()
-        .unwrap_or_default();
+    let evil_report = report_for(&v, "models/evil.pt");
     assert_eq!(evil_report["source"]["kind"], "push");
     assert_eq!(
         evil_report["source"]["range"],
