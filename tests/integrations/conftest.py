@@ -115,3 +115,80 @@ def hook_repo(tmp_path_factory, base_env) -> tuple[Path, str]:
     repo.git("add", "-A")
     commit = repo.commit("snapshot of the picklegate work tree")
     return dest, commit
+
+
+class ReleaseServer:
+    """A GitHub-release stand-in on loopback: `publish()` writes
+    TAG/picklegate-TAG-TARGET.tar.gz (the binary under test and this checkout's ci/ scripts,
+    laid out as the release workflow packages them) and TAG/SHA256SUMS; `base` is the URL that
+    PICKLEGATE_DOWNLOAD_BASE names. `requests` lists the paths served, in order."""
+
+    def __init__(self, root: Path, binary: Path):
+        import http.server
+        import threading
+
+        self.root = root
+        self.binary = binary
+        self.requests: list[str] = []
+        outer = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *a, **k):
+                super().__init__(*a, directory=str(root), **k)
+
+            def do_GET(self):  # noqa: N802 (http.server's naming)
+                outer.requests.append(self.path)
+                super().do_GET()
+
+            def log_message(self, *_a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def host_target() -> str:
+        import platform
+
+        machine = platform.machine().lower()
+        return {"x86_64": "x86_64-unknown-linux-musl", "amd64": "x86_64-unknown-linux-musl",
+                "aarch64": "aarch64-unknown-linux-musl", "arm64": "aarch64-unknown-linux-musl"}[machine]
+
+    def publish(self, tag: str, target: str | None = None, *, tamper: bool = False,
+                listed: bool = True) -> Path:
+        import hashlib
+        import io
+        import tarfile
+
+        target = target or self.host_target()
+        name = f"picklegate-{tag}-{target}"
+        d = self.root / tag
+        d.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            tar.add(self.binary, arcname=f"{name}/picklegate")
+            tar.add(REPO / "LICENSE", arcname=f"{name}/LICENSE")
+            tar.add(REPO / "ci", arcname=f"{name}/ci")
+        data = buf.getvalue()
+        sums = f"{hashlib.sha256(data).hexdigest()}  {name}.tar.gz\n" if listed else ""
+        sums += f"{'0' * 64}  picklegate-{tag}-other-target.tar.gz\n"
+        (d / "SHA256SUMS").write_text(sums)
+        if tamper:  # one byte of the archive changes after SHA256SUMS was written
+            data = data[:-1] + bytes([data[-1] ^ 1])
+        archive = d / f"{name}.tar.gz"
+        archive.write_bytes(data)
+        return archive
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def release_server(tmp_path, picklegate_bin):
+    server = ReleaseServer(tmp_path / "releases", picklegate_bin)
+    (tmp_path / "releases").mkdir(exist_ok=True)
+    yield server
+    server.close()

@@ -5,6 +5,7 @@ against throw-away repositories."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -43,6 +44,7 @@ def test_action_is_composite_with_the_documented_inputs_and_outputs():
     assert inputs["upload-sarif"]["default"] == "false"
     assert inputs["fail-on-findings"]["default"] == "true"
     assert inputs["config"]["default"] == "" and inputs["args"]["default"] == ""
+    assert inputs["install"]["default"] == "release" and inputs["version"]["default"] == ""
     for name, spec in inputs.items():
         assert spec.get("description"), name
     assert set(a["outputs"]) == {"exit-code", "findings", "sarif-file"}
@@ -69,16 +71,32 @@ def test_step_plan():
     assert names.index("Scan") < names.index("Upload SARIF to code scanning") < names.index("Enforce the gate")
     assert names[-1] == "Enforce the gate"
 
-    cache = step("Restore picklegate")
-    assert cache["uses"].startswith("actions/cache@")
-    assert cache["with"]["path"] == "~/.picklegate"
-    assert cache["with"]["key"] == "${{ steps.key.outputs.key }}"
+    key = step("cache key")
+    assert key["env"]["PICKLEGATE_INSTALL"] == "${{ inputs.install }}"
+    assert key["env"]["PICKLEGATE_VERSION"] == "${{ inputs.version }}"
+
+    # restore + save, not actions/cache: its post-job save is skipped when the scan fails, and
+    # then every failing pull request would install again.
+    restore = step("Restore picklegate")
+    assert restore["uses"].startswith("actions/cache/restore@")
+    assert restore["with"] == {"path": "~/.picklegate", "key": "${{ steps.key.outputs.key }}"}
+    assert "steps.key.outputs.mode != 'none'" in restore["if"]
 
     install = step("Install picklegate")
     assert "steps.cache.outputs.cache-hit != 'true'" in install["if"]
+    assert install["env"]["PICKLEGATE_INSTALL"] == "${{ steps.key.outputs.mode }}"
+    assert install["env"]["PICKLEGATE_TAG"] == "${{ steps.key.outputs.tag }}"
     assert install["env"]["ACTION_REPOSITORY"] == "${{ github.action_repository }}"
     assert install["env"]["ACTION_REF"] == "${{ github.action_ref }}"
     assert 'ci/github/setup.sh" install' in install["run"]
+
+    save = step("Save picklegate")
+    assert names.index("Install picklegate") + 1 == names.index("Save picklegate to the cache")
+    assert names.index("Save picklegate to the cache") < names.index("Scan")
+    assert save["uses"].startswith("actions/cache/save@")
+    assert save["uses"].split("@")[1] == restore["uses"].split("@")[1], "one actions/cache commit"
+    assert save["with"] == restore["with"]
+    assert save["if"] == install["if"]
 
     scan = step("Scan")
     assert scan["id"] == "scan"
@@ -114,13 +132,114 @@ def test_scripts_exist_and_are_executable():
 def test_cache_key_follows_the_sources(env, tmp_path):
     out = tmp_path / "out"
     e = dict(env, GITHUB_ACTION_PATH=str(REPO), GITHUB_OUTPUT=str(out), RUNNER_OS="Linux",
-             RUNNER_ARCH="X64", ACTION_REF="refs/tags/v1")
+             RUNNER_ARCH="X64", ACTION_REF="refs/tags/v1", PICKLEGATE_INSTALL="source")
     for _ in range(2):
         r = run(["bash", SCRIPTS / "setup.sh", "key"], cwd=tmp_path, env=e)
         assert r.returncode == 0, r.stdout
     lines = out.read_text().splitlines()
-    assert len(lines) == 2 and lines[0] == lines[1], lines
-    assert re.fullmatch(r"key=picklegate-Linux-X64-refs_tags_v1-[0-9a-f]{20}", lines[0]), lines
+    assert lines[0] == lines[2] == "mode=source", lines
+    assert len(lines) == 4 and lines[1] == lines[3], lines
+    assert re.fullmatch(r"key=picklegate-Linux-X64-refs_tags_v1-[0-9a-f]{20}", lines[1]), lines
+
+
+def key_outputs(env, tmp_path, **extra) -> dict[str, str]:
+    out = tmp_path / "key-output"
+    out.write_text("")
+    e = dict(env, GITHUB_ACTION_PATH=str(REPO), GITHUB_OUTPUT=str(out), RUNNER_OS="Linux",
+             RUNNER_ARCH="X64", **extra)
+    r = run(["bash", SCRIPTS / "setup.sh", "key"], cwd=tmp_path, env=e)
+    assert r.returncode == 0, r.stdout
+    return dict(line.split("=", 1) for line in out.read_text().splitlines())
+
+
+CARGO_VERSION = re.search(r'^version = "([^"]+)"$', (REPO / "Cargo.toml").read_text(), re.M).group(1)
+
+
+@pytest.mark.parametrize(("extra", "tag"), [
+    ({}, f"v{CARGO_VERSION}"),                                   # a branch or commit: Cargo.toml
+    ({"PICKLEGATE_INSTALL": "true", "ACTION_REF": "main"}, f"v{CARGO_VERSION}"),
+    ({"ACTION_REF": "v2.3.4"}, "v2.3.4"),                        # the action's own tag
+    ({"ACTION_REF": "refs/tags/v2.3.4"}, "v2.3.4"),
+    ({"ACTION_REF": "v2.3.4", "PICKLEGATE_VERSION": "1.0.0"}, "v1.0.0"),  # the version input wins
+])
+def test_release_key_names_the_tag(env, tmp_path, extra, tag):
+    o = key_outputs(env, tmp_path, **extra)
+    assert o == {"mode": "release", "tag": tag, "key": f"picklegate-release-Linux-X64-{tag}"}, o
+
+
+@pytest.mark.parametrize("value", ["none", "false"])
+def test_install_none_installs_nothing(env, tmp_path, value):
+    assert key_outputs(env, tmp_path, PICKLEGATE_INSTALL=value) == {"mode": "none"}
+    root = tmp_path / "root"
+    r = run(["bash", SCRIPTS / "setup.sh", "install"], cwd=tmp_path,
+            env=dict(env, PICKLEGATE_INSTALL=value, PICKLEGATE_ROOT=str(root)))
+    assert r.returncode == 0 and not root.exists(), r.stdout
+
+
+def test_unknown_install_mode_is_an_error(env, tmp_path):
+    r = run(["bash", SCRIPTS / "setup.sh", "key"], cwd=tmp_path,
+            env=dict(env, PICKLEGATE_INSTALL="docker", GITHUB_OUTPUT=str(tmp_path / "o")))
+    assert r.returncode == 2 and "release, source or none" in r.stdout, r.stdout
+
+
+# --- install: release, from a loopback release server --------------------------------------------
+
+
+def release_install(env, tmp_path, server, tag, **extra):
+    root = tmp_path / "root"
+    e = dict(env, GITHUB_ACTION_PATH=str(REPO), PICKLEGATE_INSTALL="release", PICKLEGATE_TAG=tag,
+             PICKLEGATE_ROOT=str(root), PICKLEGATE_DOWNLOAD_BASE=server.base, **extra)
+    e["PATH"] = os.pathsep.join(p for p in e["PATH"].split(os.pathsep) if not (Path(p) / "picklegate").exists())
+    return run(["bash", SCRIPTS / "setup.sh", "install"], cwd=tmp_path, env=e), root
+
+
+def test_release_install_verifies_the_checksum_then_scans(env, tmp_path, release_server, picklegate_bin):
+    import time
+    release_server.publish("v0.9.0")
+    start = time.monotonic()
+    r, root = release_install(env, tmp_path, release_server, "v0.9.0")
+    took = time.monotonic() - start
+    assert r.returncode == 0, r.stdout
+    print(f"release install from loopback: {took:.2f} s")
+    target = release_server.host_target()
+    assert release_server.requests == ["/v0.9.0/SHA256SUMS", f"/v0.9.0/picklegate-v0.9.0-{target}.tar.gz"]
+    binary = root / "bin" / "picklegate"
+    assert binary.read_bytes() == picklegate_bin.read_bytes()
+    assert (root / "ci" / "gitlab" / "run.sh").is_file()
+    assert (root / "release").read_text().split()[:2] == ["v0.9.0", target]
+    # `setup.sh path` puts it on PATH, and it is a working scanner.
+    gh_path = tmp_path / "github_path"
+    r = run(["bash", SCRIPTS / "setup.sh", "path"], cwd=tmp_path,
+            env=dict(env, PICKLEGATE_ROOT=str(root), GITHUB_PATH=str(gh_path)))
+    assert gh_path.read_text().strip() == str(root / "bin")
+    r = run([binary, "scan", EVIL], cwd=tmp_path, env=env)
+    assert r.returncode == 1 and "code-execution" in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize(("publish", "message"), [
+    ({"tamper": True}, "checksum mismatch"),
+    ({"listed": False}, "is not listed exactly once"),
+    ({"target": "riscv64gc-unknown-linux-musl"}, "could not download"),  # no asset for this runner
+])
+def test_release_install_refuses_what_does_not_verify(env, tmp_path, release_server, publish, message):
+    release_server.publish("v0.9.0", **publish)
+    r, root = release_install(env, tmp_path, release_server, "v0.9.0")
+    assert r.returncode == 2, r.stdout
+    assert message in r.stdout and "::error title=picklegate install::" in r.stdout, r.stdout
+    assert not (root / "bin" / "picklegate").exists(), "nothing is installed"
+
+
+def test_release_install_of_a_missing_release(env, tmp_path, release_server):
+    r, root = release_install(env, tmp_path, release_server, "v0.9.1")
+    assert r.returncode == 2 and "could not download" in r.stdout and "SHA256SUMS" in r.stdout, r.stdout
+    assert not root.exists()
+
+
+def test_release_install_needs_a_tag(env, tmp_path, release_server):
+    r = run(["bash", REPO / "ci" / "install-release.sh", "main", str(tmp_path / "root")], cwd=tmp_path,
+            env=dict(env, PICKLEGATE_DOWNLOAD_BASE=release_server.base))
+    assert r.returncode == 2 and "not a release tag" in r.stdout, r.stdout
+    assert release_server.requests == []
 
 
 # --- run.sh and enforce.sh ----------------------------------------------------------------------
