@@ -123,16 +123,58 @@ fn esc(s: impl std::fmt::Display) -> String {
 #[derive(Parser)]
 #[command(name = "picklegate", version, long_version = long_version(), about = "Keeps malicious pickles out of git repositories", long_about = None)]
 struct Cli {
+    /// When to colour the output: `auto` (a terminal, unless NO_COLOR is set; CLICOLOR_FORCE
+    /// or FORCE_COLOR force it), `always`, `never`.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto, global = true)]
+    color: ColorChoice,
+    /// Print only what blocks (findings that fail the gate) and the summary; no notices.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Also print a line for every clean file.
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Copy, Clone, PartialEq, Eq, Debug, Default, ValueEnum)]
+enum ColorChoice {
+    /// Colour on a terminal (NO_COLOR, CLICOLOR_FORCE and FORCE_COLOR apply).
+    #[default]
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// The terminal options of this run (`--color`, `-q`, `-v`), set once in [`main`].
+#[derive(Clone, Copy, Default)]
+struct Ui {
+    color: ColorChoice,
+    quiet: bool,
+    verbose: bool,
+}
+
+static UI: std::sync::OnceLock<Ui> = std::sync::OnceLock::new();
+
+fn ui() -> Ui {
+    UI.get().copied().unwrap_or_default()
+}
+
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
 enum Format {
+    /// Findings grouped per file, with disassembly excerpts.
     Human,
+    /// One line per finding: `path!member@offset: blocks rule: message`.
+    Concise,
+    /// The versioned JSON report (version 1; fields are only added).
     Json,
+    /// SARIF 2.1.0, for code scanning.
     Sarif,
+    /// GitHub Actions workflow commands (annotations).
     Github,
+    /// A GitLab Code Quality report.
     Gitlab,
 }
 
@@ -144,7 +186,10 @@ impl Format {
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
 enum DisasmFormat {
-    Text,
+    /// The annotated listing (`text` is the old name).
+    #[value(alias = "text")]
+    Human,
+    /// The listing as JSON.
     Json,
 }
 
@@ -194,8 +239,11 @@ struct GitArgs {
 
 #[derive(Copy, Clone, PartialEq, Eq, Debug, ValueEnum)]
 enum PolicyFrom {
+    /// The base revision's configuration (the default for ranges).
     Base,
+    /// The change's own configuration.
     Head,
+    /// Discovery from the current directory (the default for --staged and files).
     Worktree,
 }
 
@@ -205,6 +253,7 @@ enum Command {
     Scan {
         /// Files or directories (default: the current directory); with --hook, the files pre-commit passes.
         paths: Vec<PathBuf>,
+        /// Output format on stdout (`--report` writes more formats to files).
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
         #[command(flatten)]
@@ -233,8 +282,13 @@ enum Command {
     },
     /// Disassemble a pickle like `python -m pickletools`, with what the VM resolved.
     Disasm {
-        file: PathBuf,
-        #[arg(long, value_enum, default_value_t = DisasmFormat::Text)]
+        /// A pickle file, or a container (torch zip, joblib, npz, tar, compressed…): alone it
+        /// lists the container's pickle streams; `FILE!MEMBER` (the member syntax of the
+        /// reports) disassembles one of them.
+        #[arg(value_name = "FILE[!MEMBER]")]
+        file: String,
+        /// Output format: the annotated listing, or JSON.
+        #[arg(long, value_enum, default_value_t = DisasmFormat::Human)]
         format: DisasmFormat,
         /// Print exactly what `pickletools.dis` prints, without annotations.
         #[arg(long)]
@@ -256,13 +310,16 @@ enum Command {
         /// Replace FILE (keeping FILE.orig unless --no-backup).
         #[arg(long)]
         in_place: bool,
+        /// With --in-place: do not keep the original as FILE.orig.
         #[arg(long, requires = "in_place")]
         no_backup: bool,
         /// Re-emit files with nothing outside policy too: a canonical, freshly numbered copy.
         #[arg(long)]
         rebuild: bool,
+        /// Output format: `human` lists the changes, `json` one object per file.
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
+        /// Judge with these embedded presets instead of the configured policies (repeatable).
         #[arg(long = "preset", value_name = "NAME")]
         presets: Vec<String>,
         /// Wall-clock limit per file in seconds (0: none); default as for `scan`.
@@ -270,6 +327,24 @@ enum Command {
         timeout: Option<f64>,
         #[command(flatten)]
         config: ConfigArgs,
+    },
+    /// Write a starter .picklegate.yaml at the repository root: the presets the repository's
+    /// pickle files need (found by a scan) and a learned baseline for what no preset covers
+    /// (code-execution sinks are never allowed; each entry names the files that need it).
+    Init {
+        /// Files or directories to look at (default: the current directory).
+        paths: Vec<PathBuf>,
+        /// Replace an existing .picklegate.yaml.
+        #[arg(long)]
+        force: bool,
+        /// Print the configuration on stdout instead of writing it.
+        #[arg(long)]
+        stdout: bool,
+    },
+    /// Print a shell completion script: `picklegate completions bash > /etc/bash_completion.d/picklegate`.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
     },
     /// Validate, explain and bootstrap policies.
     Policy {
@@ -287,12 +362,15 @@ enum PolicyCommand {
     },
     /// Which policy applies to each path, and why.
     Explain {
+        /// Paths to explain (as the configuration's path rules see them).
+        #[arg(required = true)]
         paths: Vec<PathBuf>,
         #[command(flatten)]
         config: ConfigArgs,
     },
     /// Print a policy that allows exactly the globals these files use today.
     Learn {
+        /// Files or directories whose pickles the policy must allow (default: the current directory).
         paths: Vec<PathBuf>,
         /// Name of the generated policy.
         #[arg(long, default_value = "learned")]
@@ -311,6 +389,11 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    let _ = UI.set(Ui {
+        color: cli.color,
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    });
     match cli.command {
         Command::Scan {
             paths,
@@ -377,6 +460,24 @@ pub fn main() -> i32 {
                 .max()
                 .unwrap_or(0)
         }
+        Command::Init {
+            paths,
+            force,
+            stdout,
+        } => run_init(&paths, force, stdout),
+        Command::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "picklegate",
+                &mut buf,
+            );
+            match write_stdout(&String::from_utf8_lossy(&buf)) {
+                Ok(()) => 0,
+                Err(_) => 2,
+            }
+        }
         Command::Policy { command } => match command {
             PolicyCommand::Check { config } => run_check(&config),
             PolicyCommand::Explain { paths, config } => run_explain(&paths, &config),
@@ -389,15 +490,18 @@ pub fn main() -> i32 {
     }
 }
 
-/// Colour on a terminal unless NO_COLOR is set; FORCE_COLOR forces it.
+/// Whether to colour a stream: `--color always|never` decides; with `auto`, FORCE_COLOR or
+/// CLICOLOR_FORCE (set and not `0`) force colour, NO_COLOR (set, not empty) turns it off,
+/// else colour exactly when the stream is a terminal.
 pub fn color(stream_is_terminal: bool) -> bool {
-    if std::env::var_os("FORCE_COLOR").is_some_and(|v| !v.is_empty() && v != "0") {
-        return true;
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty() && v != "0");
+    match ui().color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto if set("FORCE_COLOR") || set("CLICOLOR_FORCE") => true,
+        ColorChoice::Auto if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) => false,
+        ColorChoice::Auto => stream_is_terminal,
     }
-    if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
-        return false;
-    }
-    stream_is_terminal
 }
 
 fn print_diags(diags: &[Diag], source: Option<&str>) {
@@ -416,9 +520,10 @@ fn load_config(args: &ConfigArgs, quiet: bool) -> Result<Config, i32> {
     let result = match &file {
         Some(f) => Config::load(f),
         None => {
-            if !quiet {
+            if !quiet && !ui().quiet && first_notice(&cwd, "no-config") {
                 eprintln!(
-                    "picklegate: no .picklegate.yaml found; using the built-in default policy"
+                    "picklegate: no .picklegate.yaml found; using the built-in default policy \
+                     (`picklegate init` writes one; this notice is shown once per repository)"
                 );
             }
             Config::builtin(&cwd)
@@ -435,6 +540,25 @@ fn load_config(args: &ConfigArgs, quiet: bool) -> Result<Config, i32> {
             Err(2)
         }
     }
+}
+
+/// True the first time a notice named `what` is due in the repository around `cwd` (a
+/// marker under its git directory records it), and always outside a repository.
+fn first_notice(cwd: &Path, what: &str) -> bool {
+    let Ok(repo) = git2::Repository::discover(cwd) else {
+        return true;
+    };
+    let marker = repo
+        .path()
+        .join("picklegate")
+        .join(format!("notice-{what}"));
+    if marker.exists() {
+        return false;
+    }
+    // A read-only git directory only means the notice is shown again next time.
+    let _ = std::fs::create_dir_all(marker.parent().unwrap_or(repo.path()))
+        .and_then(|()| std::fs::write(&marker, b"shown\n"));
+    true
 }
 
 /// The configuration, replaced by `--preset`s for every path when any are given.
@@ -508,11 +632,20 @@ fn parse_reports(reports: &[String]) -> Result<Vec<(Format, PathBuf)>, String> {
         .collect()
 }
 
-fn render(format: Format, reports: &[FileReport], color_ok: bool) -> String {
+fn render(format: Format, reports: &[FileReport], color_ok: bool, run: &report::Run) -> String {
+    let ui = ui();
     match format {
-        Format::Human => report::human::render(reports, color_ok),
-        Format::Json => report::json::render(reports),
-        Format::Sarif => report::sarif::render(reports),
+        Format::Human => report::human::render(
+            reports,
+            report::human::Style {
+                color: color_ok,
+                quiet: ui.quiet,
+                verbose: ui.verbose,
+            },
+        ),
+        Format::Concise => report::human::render_concise(reports, ui.quiet),
+        Format::Json => report::json::render_with(reports, run),
+        Format::Sarif => report::sarif::render_with(reports, run),
         Format::Github => report::github::render(reports),
         Format::Gitlab => report::gitlab::render(reports),
     }
@@ -1113,6 +1246,7 @@ fn run_scan(
     fix: Option<bool>,
     timeout: Option<f64>,
 ) -> i32 {
+    let started = std::time::SystemTime::now();
     let known: Vec<&str> = policy::PRESETS.iter().map(|p| p.0).collect();
     for p in presets {
         if !known.contains(&p.as_str()) {
@@ -1148,7 +1282,8 @@ fn run_scan(
     if g.list_missing_lfs {
         return list_missing_lfs(&targets);
     }
-    let quiet = !presets.is_empty() || format != Format::Human;
+    // The "no configuration" notice is for a person at a terminal, never in hooks.
+    let quiet = !presets.is_empty() || format != Format::Human || g.hook;
     // A range scan reviews a change: its policy comes from the base revision unless asked
     // otherwise, so the change cannot loosen the gate it is checked by.
     let mut config_report = None;
@@ -1317,14 +1452,26 @@ fn run_scan(
             scan_files(files, &mut reports, &mut used_exceptions);
         }
     }
-    let text = render(format, &reports, color(std::io::stdout().is_terminal()));
+    // The fix each blocked file's report names (a preset, the sanitize command).
+    for r in &mut reports {
+        r.help = crate::hint::for_report(r);
+    }
+    let run = report::Run::of(&reports, started);
+    let text = render(
+        format,
+        &reports,
+        color(std::io::stdout().is_terminal()),
+        &run,
+    );
     let mut text = text.trim_end().to_string();
     text.push('\n');
     if write_stdout(&text).is_err() {
         return 2;
     }
     for (f, path) in &side {
-        if let Err(e) = sanitize::write_atomically(path, render(*f, &reports, false).as_bytes()) {
+        if let Err(e) =
+            sanitize::write_atomically(path, render(*f, &reports, false, &run).as_bytes())
+        {
             eprintln!(
                 "picklegate: error: cannot write {}: {e}",
                 esc(path.display())
@@ -1816,14 +1963,142 @@ fn run_sanitize(
     }
 }
 
-fn run_disasm(file: &PathBuf, format: DisasmFormat, plain: bool) -> i32 {
-    let data = match std::fs::read(file) {
-        Ok(d) => d,
-        Err(e) => {
+/// `picklegate init`: scan with the built-in default, choose the presets that cover each
+/// blocked file ([`crate::hint::covering_presets`]), learn what they still refuse, and write
+/// the result (checked to load) as `.picklegate.yaml` at the repository root.
+fn run_init(paths: &[PathBuf], force: bool, to_stdout: bool) -> i32 {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let root = git2::Repository::discover(&cwd)
+        .ok()
+        .and_then(|r| r.workdir().map(Path::to_path_buf))
+        .unwrap_or_else(|| cwd.clone());
+    let target = root.join(config::CONFIG_NAMES[0]);
+    if !to_stdout && !force {
+        if let Some(existing) = config::CONFIG_NAMES
+            .iter()
+            .map(|n| root.join(n))
+            .find(|p| p.exists())
+        {
             eprintln!(
-                "picklegate: error: cannot read {}: {e}",
-                esc(file.display())
+                "picklegate: error: {} exists; pass --force to replace it, or --stdout to print a proposal",
+                esc(existing.display())
             );
+            return 2;
+        }
+    }
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        paths.to_vec()
+    };
+    let (files, errors, skipped) = scan::collect(&paths);
+    print_skipped(&skipped);
+    for e in &errors {
+        if let Some(msg) = &e.error {
+            eprintln!("picklegate: error: {}", esc(msg));
+        }
+    }
+    let default = match policy::builtin_default() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("picklegate: error: {}", esc(&e));
+            return 2;
+        }
+    };
+    let opts = ScanOptions::default();
+    let mut chosen: Vec<&'static str> = Vec::new();
+    let mut blocked = 0;
+    let mut uncovered = 0;
+    for f in &files {
+        let r = scan::scan_file(f, &default, &opts);
+        if r.status != scan::Status::Findings {
+            continue;
+        }
+        blocked += 1;
+        match crate::hint::covering_presets(&r.findings) {
+            Some(names) => {
+                for n in names {
+                    if !chosen.contains(&n) {
+                        chosen.push(n);
+                    }
+                }
+            }
+            None => uncovered += 1,
+        }
+    }
+    // Presets in the order the library lists them, after the default.
+    let mut extends = vec!["default".to_string()];
+    extends.extend(
+        policy::PRESETS
+            .iter()
+            .map(|p| p.0)
+            .filter(|n| chosen.contains(n))
+            .map(str::to_string),
+    );
+    let base = match policy::PolicySet::embedded().and_then(|mut set| {
+        set.add_synthetic("init", &extends);
+        set.resolve("init")
+    }) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("picklegate: error: {}", esc(&e));
+            return 2;
+        }
+    };
+    let yaml = match learn::learn_over(&files, "repository", &base, &extends, "picklegate init") {
+        Ok(y) => y,
+        Err(e) => {
+            eprintln!("picklegate: error: {}", esc(e));
+            return 2;
+        }
+    };
+    // What is written must load: a configuration init cannot read back is a bug, not a file.
+    if let Err(diags) = Config::from_text(&target.display().to_string(), &yaml, root.clone()) {
+        print_diags(&diags, Some(&yaml));
+        return 2;
+    }
+    if to_stdout {
+        return match write_stdout(&yaml) {
+            Ok(()) => 0,
+            Err(_) => 2,
+        };
+    }
+    if let Err(e) = sanitize::write_atomically(&target, yaml.as_bytes()) {
+        eprintln!(
+            "picklegate: error: cannot write {}: {e}",
+            esc(target.display())
+        );
+        return 2;
+    }
+    eprintln!(
+        "picklegate: wrote {}: extends [{}]; {} file(s) scanned, {blocked} blocked by the default policy, {uncovered} not covered by a preset (learned; `# !!!` lines name what is never allowed)",
+        esc(target.display()),
+        extends.join(", "),
+        files.len()
+    );
+    0
+}
+
+/// `FILE` or `FILE!MEMBER`: the longest prefix before a `!` that is an existing file names
+/// the file (a file name may itself contain `!`).
+fn split_member(spec: &str) -> (&str, Option<&str>) {
+    if Path::new(spec).exists() {
+        return (spec, None);
+    }
+    for (i, _) in spec.match_indices('!').rev() {
+        if Path::new(&spec[..i]).is_file() {
+            return (&spec[..i], Some(&spec[i + 1..]));
+        }
+    }
+    (spec, None)
+}
+
+fn run_disasm(spec: &str, format: DisasmFormat, plain: bool) -> i32 {
+    let (file, member) = split_member(spec);
+    let blob = match crate::container::blob::FileBlob::open(Path::new(file)) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("picklegate: error: cannot read {}: {e}", esc(file));
             return 2;
         }
     };
@@ -1832,8 +2107,111 @@ fn run_disasm(file: &PathBuf, format: DisasmFormat, plain: bool) -> i32 {
         (_, true) => Style::Plain,
         _ => Style::Annotated,
     };
+    let policy = match policy::builtin_default() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("picklegate: error: {}", esc(&e));
+            return 2;
+        }
+    };
+    // The same walk as a scan finds what each reader unpickles: a container's members,
+    // a compressed payload, a plain pickle.
+    let (container, mut streams) = crate::container::pickle_streams(
+        &blob,
+        &policy,
+        crate::pickle::vm::Budgets::default(),
+        crate::container::Limits::default(),
+        member,
+    );
+    streams.dedup_by(|a, b| a.member == b.member && a.reading == b.reading && a.data.is_none());
+    let plain_pickle = streams.iter().all(|s| s.member.is_none());
+    // A container with one pickle stream (a compressed joblib file): that stream.
+    let one = match (member, &streams[..]) {
+        (None, [only]) if !plain_pickle => only.member.clone(),
+        _ => None,
+    };
+    let member = member.or(one.as_deref());
+    if one.is_some() {
+        streams = crate::container::pickle_streams(
+            &blob,
+            &policy,
+            crate::pickle::vm::Budgets::default(),
+            crate::container::Limits::default(),
+            member,
+        )
+        .1;
+    }
     let mut out = StdoutText::new();
-    disasm::disassemble_into(&file.display().to_string(), &data, style, &mut out);
+    let data: Vec<u8>;
+    let (title, bytes): (String, &[u8]) =
+        match member {
+            None if plain_pickle => {
+                let whole = match std::fs::read(file) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        eprintln!("picklegate: error: cannot read {}: {e}", esc(file));
+                        return 2;
+                    }
+                };
+                // Not a pickle by CPython's rules, and not even a PROTO opcode to start a
+                // listing at: nothing to disassemble.
+                if streams.is_empty() && whole.first() != Some(&0x80) {
+                    eprintln!(
+                        "picklegate: error: {} holds no pickle ({container})",
+                        esc(file)
+                    );
+                    return 2;
+                }
+                data = whole;
+                (file.to_string(), &data)
+            }
+            None => {
+                // A container: list the readings, each named the way the reports name members.
+                if style == Style::Json {
+                    let list: Vec<serde_json::Value> = streams
+                        .iter()
+                        .map(|s| serde_json::json!({"member": s.member, "reading": s.reading}))
+                        .collect();
+                    let v = serde_json::json!({"path": file, "format": container, "streams": list});
+                    outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                } else {
+                    outln!(
+                        "{}: {container}, {} pickle stream(s):",
+                        esc(file),
+                        streams.len()
+                    );
+                    for s in &streams {
+                        outln!(
+                            "  {}!{}  (read by {})",
+                            esc(file),
+                            esc(s.member.as_deref().unwrap_or("")),
+                            s.reading
+                        );
+                    }
+                    outln!("disassemble one with: picklegate disasm 'FILE!MEMBER'");
+                }
+                return 0;
+            }
+            Some(m) => {
+                match streams.iter().find_map(|s| s.data.as_deref()) {
+                    Some(d) => (format!("{file}!{m}"), d),
+                    None => {
+                        let names: Vec<String> = streams
+                            .iter()
+                            .filter_map(|s| s.member.as_deref().map(esc))
+                            .collect();
+                        eprintln!(
+                    "picklegate: error: {} has no pickle member `{}` (its pickle members: {})",
+                    esc(file),
+                    esc(m),
+                    if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                );
+                        return 2;
+                    }
+                }
+            }
+        };
+    disasm::disassemble_into(&title, bytes, style, &mut out);
     if style == Style::Json {
         out.buf.push('\n');
     }

@@ -87,6 +87,16 @@ impl Rule {
         Rule::PolicyLoosened,
     ];
 
+    /// The level a finding of this rule has before the configuration's `levels:`: deny,
+    /// except a Git LFS pointer (the object may simply not be fetched; `--ci` makes it deny).
+    pub fn default_level(self) -> crate::config::Level {
+        if self == Rule::LfsPointer {
+            crate::config::Level::Warn
+        } else {
+            crate::config::Level::Deny
+        }
+    }
+
     pub fn id(self) -> &'static str {
         match self {
             Rule::CodeExecution => "code-execution",
@@ -307,11 +317,7 @@ impl Finding {
             message: message.into(),
             related: Vec::new(),
             policy: None,
-            level: if rule == Rule::LfsPointer {
-                crate::config::Level::Warn
-            } else {
-                crate::config::Level::Deny
-            },
+            level: rule.default_level(),
             excerpt: None,
             reading: None,
             counts_only: false,

@@ -14,6 +14,7 @@ pub mod digest;
 pub mod disasm;
 pub mod finding;
 pub mod git;
+pub mod hint;
 pub mod learn;
 pub mod loosen;
 pub mod numpy;

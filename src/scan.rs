@@ -42,6 +42,8 @@ pub struct FileReport {
     pub source: Option<Source>,
     /// Every reading a loader performs of this file, with the globals it imports.
     pub readings: Vec<container::Reading>,
+    /// The fix for the whole file when it is blocked ([`crate::hint::for_report`]).
+    pub help: Option<String>,
 }
 
 /// A git object scanned instead of a file.
@@ -101,6 +103,7 @@ impl FileReport {
             exception: None,
             source: None,
             readings: Vec::new(),
+            help: None,
         }
     }
 }
@@ -162,6 +165,7 @@ pub fn scan_file_as(path: &Path, display: &str, policy: &Policy, opts: &ScanOpti
                 exception: None,
                 source: None,
                 readings: Vec::new(),
+                help: None,
             }
         }
     };
@@ -214,6 +218,7 @@ fn unreadable(path: &Path, error: String) -> FileReport {
         exception: None,
         source: None,
         readings: Vec::new(),
+        help: None,
     }
 }
 

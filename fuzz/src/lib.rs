@@ -128,7 +128,8 @@ pub fn scan(data: &[u8]) {
     };
     let r = scan::scan_bytes(name, data, policy(), &opts);
     check_status(&r);
-    let reports = [r];
+    let mut reports = [r];
+    reports[0].help = picklegate::hint::for_report(&reports[0]);
     let json = report::json::render(&reports);
     let v: serde_json::Value =
         serde_json::from_str(&json).unwrap_or_else(|e| panic!("JSON report is not JSON ({e})"));
@@ -142,7 +143,15 @@ pub fn scan(data: &[u8]) {
     if let Err(e) = serde_json::from_str::<serde_json::Value>(&sarif) {
         panic!("SARIF report is not JSON ({e})");
     }
-    let _ = report::human::render(&reports, sel & 16 != 0);
+    let _ = report::human::render(
+        &reports,
+        report::human::Style {
+            color: sel & 16 != 0,
+            quiet: sel & 32 != 0,
+            verbose: sel & 64 != 0,
+        },
+    );
+    let _ = report::human::render_concise(&reports, sel & 32 != 0);
     let _ = report::github::render(&reports);
     let _ = report::gitlab::render(&reports);
 }

@@ -123,6 +123,44 @@ struct Walker<'p> {
     /// Blobs opened so far in this file (members at every depth): overlapping archives
     /// that re-open each other's bytes grow this geometrically, so it is bounded.
     opened: usize,
+    /// `disasm`: the pickle streams met, with their bytes for the member asked for.
+    capture: Option<Capture>,
+}
+
+/// What [`pickle_streams`] collects.
+struct Capture {
+    /// The member whose bytes are kept (`None`: only list them).
+    want: Option<String>,
+    streams: Vec<Stream>,
+}
+
+/// A pickle stream some reader reads from a file: where, read by whom, and (when asked for)
+/// the bytes exactly as the unpickler gets them.
+#[derive(Debug, Clone)]
+pub struct Stream {
+    pub member: Option<String>,
+    pub reading: &'static str,
+    pub data: Option<Vec<u8>>,
+}
+
+/// Every pickle stream a loader reads from `blob` (container members, decompressed
+/// payloads), found by the same walk as a scan; with `want`, the bytes of that member's
+/// streams too. The container format is returned alongside.
+pub fn pickle_streams(
+    blob: &dyn Blob,
+    policy: &Policy,
+    budgets: Budgets,
+    limits: Limits,
+    want: Option<&str>,
+) -> (&'static str, Vec<Stream>) {
+    let mut w = Walker::new(policy, false, budgets, limits);
+    w.capture = Some(Capture {
+        want: want.map(str::to_string),
+        streams: Vec::new(),
+    });
+    let _clock = crate::budget::arm(limits.timeout);
+    let format = w.scan(blob, None, 0);
+    (format, w.capture.map(|c| c.streams).unwrap_or_default())
 }
 
 fn join(path: Option<&str>, seg: &str) -> String {
@@ -141,22 +179,7 @@ pub fn scan_blob(
     limits: Limits,
     excerpts: bool,
 ) -> Outcome {
-    let mut w = Walker {
-        policy,
-        excerpts,
-        budgets,
-        limits,
-        findings: Vec::new(),
-        decompressed: 0,
-        streams: 0,
-        holes: Vec::new(),
-        reading: PICKLE,
-        undecided: false,
-        readings: Vec::new(),
-        cap: Default::default(),
-        timed_out: false,
-        opened: 0,
-    };
+    let mut w = Walker::new(policy, excerpts, budgets, limits);
     let _clock = crate::budget::arm(limits.timeout);
     let format = w.scan(blob, None, 0);
     // Only content some loader actually reads a pickle from is a disguise: a float
@@ -253,7 +276,27 @@ fn safetensors(blob: &dyn Blob, head: &[u8]) -> bool {
     n >= 2 && n.saturating_add(8) <= blob.len() && head[8] == b'{'
 }
 
-impl Walker<'_> {
+impl<'p> Walker<'p> {
+    fn new(policy: &'p Policy, excerpts: bool, budgets: Budgets, limits: Limits) -> Self {
+        Walker {
+            policy,
+            excerpts,
+            budgets,
+            limits,
+            findings: Vec::new(),
+            decompressed: 0,
+            streams: 0,
+            holes: Vec::new(),
+            reading: PICKLE,
+            undecided: false,
+            readings: Vec::new(),
+            cap: Default::default(),
+            timed_out: false,
+            opened: 0,
+            capture: None,
+        }
+    }
+
     fn push(&mut self, mut f: Finding, member: Option<&str>) {
         if f.member.is_none() {
             f.member = member.map(str::to_string);
@@ -683,6 +726,15 @@ impl Walker<'_> {
             JOBLIB
         };
         self.record_reading(reading, g, member);
+        if let Some(c) = &mut self.capture {
+            let keep = c.want.is_some() && c.want.as_deref() == Some(member.unwrap_or(""));
+            c.streams.push(Stream {
+                member: member.map(str::to_string),
+                reading,
+                data: keep.then(|| data.to_vec()),
+            });
+            return;
+        }
         for (i, mut f) in check::check_with(g, data, self.policy, ctx)
             .into_iter()
             .enumerate()

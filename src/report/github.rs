@@ -35,10 +35,12 @@ fn command(f: &Finding) -> &'static str {
         // Waived: visible in the log and the file view, never an error or warning.
         return "notice";
     }
+    // What the finding does to the gate decides: a deny-level finding fails the job, so it
+    // is an error even when the rule's severity is only a warning.
     match (f.level, f.severity) {
-        (Level::Warn, _) | (_, Severity::Warning) => "warning",
+        (Level::Deny, _) => "error",
         (_, Severity::Note) => "notice",
-        _ => "error",
+        _ => "warning",
     }
 }
 

@@ -1,5 +1,5 @@
 //! JSON report, contract version 1:
-//! `{"version":1,"files":[{"path","format","status","findings":[{"rule","severity",
+//! `{"version":1,"tool":{"name","version"},"exit_code","files":[{"path","format","status","findings":[{"rule","severity",
 //! "member","offset","global","message",...}]}],"summary":{"files","clean","findings","errors"}}`.
 //! Fields may be added; none is removed or renamed within a version.
 
@@ -48,11 +48,23 @@ struct JsonFile<'a> {
     findings: Vec<JsonFinding<'a>>,
     /// Every reading a loader performs, with the globals it imports.
     readings: &'a [crate::container::Reading],
+    /// The fix for the whole file when it is blocked (a preset, the sanitize command).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    help: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Tool {
+    name: &'static str,
+    version: &'static str,
 }
 
 #[derive(Serialize)]
 struct JsonReport<'a> {
     version: u32,
+    tool: Tool,
+    /// The exit code of the run (0 nothing outside policy, 1 findings, 2 unreadable input).
+    exit_code: i32,
     files: Vec<JsonFile<'a>>,
     summary: Summary,
 }
@@ -76,8 +88,20 @@ fn finding(f: &Finding) -> JsonFinding<'_> {
 }
 
 pub fn render(reports: &[FileReport]) -> String {
+    render_with(
+        reports,
+        &super::Run::of(reports, std::time::SystemTime::now()),
+    )
+}
+
+pub fn render_with(reports: &[FileReport], run: &super::Run) -> String {
     let report = JsonReport {
         version: VERSION,
+        tool: Tool {
+            name: "picklegate",
+            version: env!("CARGO_PKG_VERSION"),
+        },
+        exit_code: run.exit_code,
         files: reports
             .iter()
             .map(|r| JsonFile {
@@ -91,6 +115,7 @@ pub fn render(reports: &[FileReport]) -> String {
                 source: r.source.as_ref(),
                 findings: r.findings.iter().map(finding).collect(),
                 readings: &r.readings,
+                help: r.help.as_deref(),
             })
             .collect(),
         summary: Summary::of(reports),

@@ -8,11 +8,13 @@ use crate::finding::{Rule, Severity};
 use crate::scan::FileReport;
 use serde_json::{json, Value};
 
+/// The result's level follows the gate: a finding at level deny fails it, so it is an
+/// error whatever the rule's severity; a warn-level one is a warning (a note for notes).
 fn level(sev: Severity, lvl: Level) -> &'static str {
     match (lvl, sev) {
-        (Level::Warn, _) | (_, Severity::Warning) => "warning",
+        (Level::Deny, _) => "error",
         (_, Severity::Note) => "note",
-        _ => "error",
+        _ => "warning",
     }
 }
 
@@ -43,6 +45,13 @@ fn rule_name(r: Rule) -> String {
 }
 
 pub fn render(reports: &[FileReport]) -> String {
+    render_with(
+        reports,
+        &super::Run::of(reports, std::time::SystemTime::now()),
+    )
+}
+
+pub fn render_with(reports: &[FileReport], run: &super::Run) -> String {
     let rules: Vec<Value> = Rule::ALL
         .iter()
         .map(|r| {
@@ -55,7 +64,7 @@ pub fn render(reports: &[FileReport]) -> String {
                     "text": r.help(),
                     "markdown": format!("**{}**\n\n{}", r.description(), r.help()),
                 },
-                "defaultConfiguration": {"level": level(r.severity(), Level::Deny)},
+                "defaultConfiguration": {"level": level(r.severity(), r.default_level())},
                 "properties": {
                     "tags": ["security", "pickle", "supply-chain"],
                     "precision": "high",
@@ -126,11 +135,18 @@ pub fn render(reports: &[FileReport]) -> String {
             "tool": {
                 "driver": {
                     "name": "picklegate",
+                    "version": env!("CARGO_PKG_VERSION"),
                     "semanticVersion": env!("CARGO_PKG_VERSION"),
                     "informationUri": "https://github.com/picklegate/picklegate",
                     "rules": rules,
                 },
             },
+            "invocations": [{
+                "executionSuccessful": run.exit_code != 2,
+                "exitCode": run.exit_code,
+                "startTimeUtc": super::utc_timestamp(run.start),
+                "endTimeUtc": super::utc_timestamp(run.end),
+            }],
             "results": results,
         }],
     });
