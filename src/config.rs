@@ -177,6 +177,99 @@ pub fn parse(file: &str, text: &str) -> Result<ConfigFile, Diag> {
     })
 }
 
+/// The most data errors one run reports before it stops looking.
+const MAX_PARSE_ERRORS: usize = 64;
+
+/// Whether a parse error is about the data (a key, a type, a value) rather than the YAML
+/// syntax: only those can be stepped over by dropping the node they are in.
+fn is_data_error(message: &str) -> bool {
+    [
+        "unknown field",
+        "missing field",
+        "invalid type",
+        "invalid value",
+        "invalid length",
+        "unknown variant",
+        "duplicate",
+        "expected ",
+    ]
+    .iter()
+    .any(|p| message.starts_with(p))
+}
+
+/// The text with the YAML node that holds line `line` (1-based) blanked: a sequence item
+/// (`- …` and its continuation) or a key with its nested block, each line turned into a
+/// comment of the same length. `None` when there is nothing left to blank.
+fn blank_node(text: &str, line: u64) -> Option<String> {
+    let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
+    let i = usize::try_from(line).ok()?.checked_sub(1)?;
+    let first = lines.get(i)?.clone();
+    if first.trim().is_empty() {
+        return None;
+    }
+    let own = first.len() - first.trim_start().len();
+    let is_item = first.trim_start().starts_with("- ") || first.trim() == "-";
+    // Inside a node, every deeper line belongs to it; a block sequence under a key may also
+    // sit at the key's own indentation.
+    let opens_block = !is_item && first.trim_end().ends_with(':');
+    let mut end = i + 1;
+    while end < lines.len() {
+        let l = &lines[end];
+        let t = l.trim_start();
+        let depth = l.len() - t.len();
+        if t.is_empty()
+            || t.starts_with('#')
+            || depth > own
+            || (opens_block && depth == own && t.starts_with('-'))
+        {
+            end += 1;
+        } else {
+            break;
+        }
+    }
+    // A comment of the same byte length: every later byte offset (and so every location
+    // the parser reports) stays that of the original text.
+    for l in &mut lines[i..end] {
+        let n = l.len();
+        *l = if n == 0 {
+            String::new()
+        } else {
+            format!("#{}", " ".repeat(n - 1))
+        };
+    }
+    Some(lines.join("\n"))
+}
+
+/// [`parse`], continued past data errors: each located error blanks the node it is in and
+/// parsing resumes, so one run lists every unknown key and wrong type of the file (like
+/// cargo-deny's validation) with the line numbers of the original text. A syntax error ends
+/// it. Returns what parsed once the errors were stepped over, and every error.
+pub fn parse_all(file: &str, text: &str) -> (Option<ConfigFile>, Vec<Diag>) {
+    let mut text = text.to_string();
+    let mut errors: Vec<Diag> = Vec::new();
+    loop {
+        match parse(file, &text) {
+            Ok(c) => return (Some(c), errors),
+            Err(d) => {
+                let next =
+                    (d.line > 0 && is_data_error(&d.message) && errors.len() < MAX_PARSE_ERRORS)
+                        .then(|| blank_node(&text, d.line))
+                        .flatten();
+                let repeated = errors
+                    .iter()
+                    .any(|e| e.line == d.line && e.message == d.message);
+                if !repeated {
+                    errors.push(d);
+                }
+                match next {
+                    Some(t) if !repeated => text = t,
+                    _ => return (None, errors),
+                }
+            }
+        }
+    }
+}
+
 /// JSON Schema of the configuration language.
 pub fn schema() -> String {
     let s = schemars::schema_for!(ConfigFile);
@@ -323,9 +416,11 @@ impl Config {
     /// whose globs are relative to `root`.
     pub fn from_text(display: &str, text: &str, root: PathBuf) -> Result<Config, Vec<Diag>> {
         let display = display.to_string();
-        let parsed = parse(&display, text).map_err(|e| vec![e])?;
+        let (parsed, mut errors) = parse_all(&display, text);
+        let Some(parsed) = parsed else {
+            return Err(errors);
+        };
         let mut set = PolicySet::embedded().map_err(|e| vec![e])?;
-        let mut errors = Vec::new();
         if parsed.version != 1 {
             errors.push(Diag::new(
                 &display,
@@ -336,9 +431,7 @@ impl Config {
         set.add(&display, parsed.policies);
         // Every policy the file defines must resolve, used or not.
         for name in &own {
-            if let Err(e) = set.resolve(name) {
-                errors.push(e);
-            }
+            errors.extend(set.problems(name));
         }
         let rest = Rest {
             rules: parsed.rules,

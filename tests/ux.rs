@@ -530,3 +530,72 @@ fn json_and_sarif_carry_the_run() {
     }
     assert!(inv["startTimeUtc"].as_str() <= inv["endTimeUtc"].as_str());
 }
+
+// --- configuration diagnostics ----------------------------------------------------------------
+
+#[test]
+fn policy_check_reports_every_error_of_a_file_in_one_run() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join(".picklegate.yaml"),
+        r#"version: 1
+default_policy: mine
+policies:
+  mine:
+    extends: [default, nosuchpreset]
+    allow:
+      - "not a dotted name"
+      - os.system
+      - torch.*.x*
+    build: sometimes
+rules:
+  - paths: ["models/[*.pkl"]
+    policy: ghost
+  - paths: ["ok/*"]
+levels:
+  no-such-rule: warn
+  code-execution: allow
+exceptions:
+  - path: a.pkl
+    rules: [code-execution]
+    reason: x
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let o = pg_in(dir.path(), &["policy", "check"], &[]);
+    assert_eq!(o.code, 2);
+    let text = o.stderr.replace(&dir.path().display().to_string(), "[TMP]");
+    let errors = text.lines().filter(|l| l.starts_with("error: ")).count();
+    assert!(errors >= 10, "{text}");
+    for what in [
+        "unknown field `default_policy`",        // an unknown key
+        "extends unknown policy `nosuchpreset`", // a name
+        "is not a `module.qualname` entry",      // an entry's shape
+        "is a code-execution sink",              // a sink
+        "a `*` may only appear once",            // a pattern
+        "unknown variant `sometimes`",           // a type
+        "invalid glob `models/[*.pkl`",          // a glob
+        "unknown policy `ghost`",                // a rule's policy
+        "missing field `policy`",                // a missing key
+        "unknown rule id `no-such-rule`",        // a level's rule
+        "lowering the critical rule",            // a critical level
+        "without pinning the file",              // an exception
+    ] {
+        assert!(text.contains(what), "missing `{what}`:\n{text}");
+    }
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn a_tab_error_points_at_its_own_line() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join(".picklegate.yaml"),
+        "version: 1\npolicies:\n  p:\n\tallow: [a.b]\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let o = pg_in(dir.path(), &["policy", "check"], &[]);
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains(".picklegate.yaml:4:"), "{}", o.stderr);
+    assert!(o.stderr.contains("tab"), "{}", o.stderr);
+}

@@ -464,6 +464,48 @@ impl PolicySet {
         v
     }
 
+    /// Every error in the definition of `name` itself (unknown `extends`, each bad allow
+    /// entry, each bad substitute), all of them rather than the first; then, when it has
+    /// none, the errors of resolving it (cycles, depth). `policy check` reports them in one run.
+    pub fn problems(&self, name: &str) -> Vec<Diag> {
+        let Some(raw) = self.defs.get(name) else {
+            return vec![Diag::new("<policies>", format!("unknown policy `{name}`"))];
+        };
+        let mut out = Vec::new();
+        for parent in &raw.def.extends {
+            if !self.defs.contains_key(&parent.value) {
+                out.push(diag_at(
+                    &raw.file,
+                    &parent.referenced,
+                    format!(
+                        "policy `{name}` extends unknown policy `{}` (known: {})",
+                        parent.value,
+                        self.names().join(", ")
+                    ),
+                    "no such policy",
+                ));
+            }
+        }
+        out.extend(
+            raw.def
+                .allow
+                .iter()
+                .filter_map(|e| check_allow(&raw.file, name, e).err()),
+        );
+        out.extend(
+            raw.def
+                .substitutes
+                .iter()
+                .filter_map(|e| check_substitute(&raw.file, name, e).err()),
+        );
+        if out.is_empty() {
+            if let Err(e) = self.resolve(name) {
+                out.push(e);
+            }
+        }
+        out
+    }
+
     /// Flattens `name` and everything it extends.
     pub fn resolve(&self, name: &str) -> Result<Policy, Diag> {
         let raw = self
@@ -551,40 +593,11 @@ impl PolicySet {
             line: l.line(),
         };
         for entry in &raw.def.allow {
+            check_allow(&raw.file, name, entry)?;
             let e = entry.value.name().trim();
-            if e.is_empty() || e.contains(char::is_whitespace) || !e.contains('.') {
-                return Err(diag_at(
-                    &raw.file,
-                    &entry.referenced,
-                    format!("`{e}` in policy `{name}` is not a `module.qualname` entry"),
-                    "expected module.qualname",
-                ));
-            }
             let (module, qual) = e.rsplit_once('.').unwrap_or(("", e));
             let mode = entry.value.mode();
-            if let Some(reason) = sinks::sink_reason_as(module, qual, mode) {
-                if !entry.value.accepts_code_execution() {
-                    return Err(diag_at(
-                        &raw.file,
-                        &entry.referenced,
-                        format!(
-                            "`{e}` in policy `{name}` is a code-execution sink ({reason}); allowing it needs \
-                             `{{name: {e}, accept-code-execution: true, reason: ...}}`"
-                        ),
-                        "known code-execution sink",
-                    ));
-                }
-            }
             if e.contains('*') {
-                let stars = qual.matches('*').count();
-                if module.is_empty() || module.contains('*') || stars != 1 {
-                    return Err(diag_at(
-                        &raw.file,
-                        &entry.referenced,
-                        format!("`{e}`: a `*` may only appear once, in the last name component (within one module)"),
-                        "pattern crosses a module boundary",
-                    ));
-                }
                 let (pre, suf) = qual.split_once('*').unwrap_or((qual, ""));
                 p.patterns.push((
                     module.to_string(),
@@ -616,22 +629,82 @@ impl PolicySet {
             p.persistent_ids = p.persistent_ids.max(pid);
         }
         for entry in &raw.def.substitutes {
-            let sub = &entry.value;
-            let bad = |msg: String, label: &str| diag_at(&raw.file, &entry.referenced, msg, label);
-            let w = sub.with.trim();
-            let Some((module, qual)) = w.rsplit_once('.').filter(|_| !w.contains('*')) else {
-                return Err(bad(
-                    format!("substitute `with: {w}` in policy `{name}` is not an exact `module.qualname`"),
-                    "expected module.qualname",
-                ));
-            };
-            if let Some(reason) = sinks::sink_reason(module, qual) {
-                return Err(bad(
-                    format!("substitute `with: {w}` in policy `{name}` is a code-execution sink ({reason})"),
-                    "a substitute must be safe to call",
-                ));
-            }
-            match sub.used_as {
+            check_substitute(&raw.file, name, entry)?;
+            let w = entry.value.with.trim();
+            p.substitutes.push((
+                Substitute {
+                    with: w.to_string(),
+                    ..entry.value.clone()
+                },
+                origin(&entry.referenced),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The checks of one allow entry: a `module.qualname` shape, a known sink only with explicit
+/// acceptance, a `*` only once in the last component.
+fn check_allow(file: &str, name: &str, entry: &Spanned<AllowEntry>) -> Result<(), Diag> {
+    let e = entry.value.name().trim();
+    if e.is_empty() || e.contains(char::is_whitespace) || !e.contains('.') {
+        return Err(diag_at(
+            file,
+            &entry.referenced,
+            format!("`{e}` in policy `{name}` is not a `module.qualname` entry"),
+            "expected module.qualname",
+        ));
+    }
+    let (module, qual) = e.rsplit_once('.').unwrap_or(("", e));
+    let mode = entry.value.mode();
+    if let Some(reason) = sinks::sink_reason_as(module, qual, mode) {
+        if !entry.value.accepts_code_execution() {
+            return Err(diag_at(
+                file,
+                &entry.referenced,
+                format!(
+                    "`{e}` in policy `{name}` is a code-execution sink ({reason}); allowing it needs \
+                     `{{name: {e}, accept-code-execution: true, reason: ...}}`"
+                ),
+                "known code-execution sink",
+            ));
+        }
+    }
+    if e.contains('*') {
+        let stars = qual.matches('*').count();
+        if module.is_empty() || module.contains('*') || stars != 1 {
+            return Err(diag_at(
+                file,
+                &entry.referenced,
+                format!("`{e}`: a `*` may only appear once, in the last name component (within one module)"),
+                "pattern crosses a module boundary",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The checks of one substitute: an exact, safe `with:` and an argument shape that fits
+/// how it is used.
+fn check_substitute(file: &str, name: &str, entry: &Spanned<Substitute>) -> Result<(), Diag> {
+    let sub = &entry.value;
+    let bad = |msg: String, label: &str| diag_at(file, &entry.referenced, msg, label);
+    let w = sub.with.trim();
+    let Some((module, qual)) = w.rsplit_once('.').filter(|_| !w.contains('*')) else {
+        return Err(bad(
+            format!("substitute `with: {w}` in policy `{name}` is not an exact `module.qualname`"),
+            "expected module.qualname",
+        ));
+    };
+    if let Some(reason) = sinks::sink_reason(module, qual) {
+        return Err(bad(
+            format!(
+                "substitute `with: {w}` in policy `{name}` is a code-execution sink ({reason})"
+            ),
+            "a substitute must be safe to call",
+        ));
+    }
+    match sub.used_as {
                 UsedAs::Mapping if !sub.args.is_empty() => {
                     return Err(bad(
                         format!("a `mapping` substitute in policy `{name}` is called with no arguments; `args` does not apply"),
@@ -646,39 +719,30 @@ impl PolicySet {
                 }
                 _ => {}
             }
-            let mut optional = false;
-            for a in &sub.args {
-                let (kind, opt) = match a.strip_suffix('?') {
-                    Some(k) => (k, true),
-                    None => (a.as_str(), false),
-                };
-                if !ARG_KINDS.contains(&kind) {
-                    return Err(bad(
-                        format!(
-                            "unknown argument kind `{a}` in policy `{name}` (known: {})",
-                            ARG_KINDS.join(", ")
-                        ),
-                        "unknown argument kind",
-                    ));
-                }
-                if optional && !opt {
-                    return Err(bad(
+    let mut optional = false;
+    for a in &sub.args {
+        let (kind, opt) = match a.strip_suffix('?') {
+            Some(k) => (k, true),
+            None => (a.as_str(), false),
+        };
+        if !ARG_KINDS.contains(&kind) {
+            return Err(bad(
+                format!(
+                    "unknown argument kind `{a}` in policy `{name}` (known: {})",
+                    ARG_KINDS.join(", ")
+                ),
+                "unknown argument kind",
+            ));
+        }
+        if optional && !opt {
+            return Err(bad(
                         format!("`{a}` follows an optional argument in policy `{name}`; only trailing arguments can be optional"),
                         "optional arguments come last",
                     ));
-                }
-                optional |= opt;
-            }
-            p.substitutes.push((
-                Substitute {
-                    with: w.to_string(),
-                    ..sub.clone()
-                },
-                origin(&entry.referenced),
-            ));
         }
-        Ok(())
+        optional |= opt;
     }
+    Ok(())
 }
 
 /// The built-in default policy (`policies/default.yaml`).
