@@ -542,6 +542,15 @@ fn load_config(args: &ConfigArgs, quiet: bool) -> Result<Config, i32> {
     }
 }
 
+/// The width of the terminal stdout is, when it is one (long lines are wrapped to it).
+fn terminal_width() -> Option<usize> {
+    let out = std::io::stdout();
+    if !out.is_terminal() {
+        return None;
+    }
+    terminal_size::terminal_size_of(&out).map(|(w, _)| usize::from(w.0))
+}
+
 /// True the first time a notice named `what` is due in the repository around `cwd` (a
 /// marker under its git directory records it), and always outside a repository.
 fn first_notice(cwd: &Path, what: &str) -> bool {
@@ -641,6 +650,7 @@ fn render(format: Format, reports: &[FileReport], color_ok: bool, run: &report::
                 color: color_ok,
                 quiet: ui.quiet,
                 verbose: ui.verbose,
+                width: terminal_width(),
             },
         ),
         Format::Concise => report::human::render_concise(reports, ui.quiet),
@@ -1346,6 +1356,16 @@ fn run_scan(
     let mut used_exceptions = std::collections::HashSet::new();
     let mut reports = Vec::new();
     let run_cap = std::cell::RefCell::new(crate::budget::RuleCap::default());
+    let total = match &targets {
+        Targets::Files(_) => 0,
+        Targets::Mixed(_, changes, files) => changes.len() + files.len(),
+        Targets::Blobs(_, changes, ..) => changes.len(),
+    };
+    let progress_on = std::io::stderr().is_terminal()
+        && !ui().quiet
+        && std::env::var_os("TERM").is_none_or(|t| t != "dumb");
+    // File targets are counted once the walk has listed them (below).
+    let progress = std::cell::RefCell::new(report::progress::Progress::start(total, progress_on));
     let scan_files = |files: &[PathBuf],
                       reports: &mut Vec<FileReport>,
                       used: &mut HashSet<policy::Origin>| {
@@ -1356,6 +1376,7 @@ fn run_scan(
             }
             let (policy, _) = config.policy_for(&rel);
             let mut report = scan::scan_file(f, policy, &opts);
+            progress.borrow().tick();
             crate::budget::cap_run(
                 &mut report.findings,
                 &mut run_cap.borrow_mut(),
@@ -1388,6 +1409,7 @@ fn run_scan(
             let (policy, _) = config.policy_for(&rel);
             let (mut report, digest) =
                 scan_blob(repo, c, kind, range, policy, &opts, g.max_blob_size);
+            progress.borrow().tick();
             if g.ci {
                 // In CI a model that was not fetched was not seen: deny unless configured.
                 for f in report
@@ -1417,6 +1439,7 @@ fn run_scan(
             let (files, errors, skipped) = scan::collect(paths);
             print_skipped(&skipped);
             reports.extend(errors);
+            *progress.borrow_mut() = report::progress::Progress::start(files.len(), progress_on);
             scan_files(&files, &mut reports, &mut used_exceptions);
         }
         Targets::Blobs(repo, changes, kind, range) => {
@@ -1452,6 +1475,8 @@ fn run_scan(
             scan_files(files, &mut reports, &mut used_exceptions);
         }
     }
+    // The progress line is erased before the report is written.
+    drop(progress.into_inner());
     // The fix each blocked file's report names (a preset, the sanitize command).
     for r in &mut reports {
         r.help = crate::hint::for_report(r);

@@ -599,3 +599,81 @@ fn a_tab_error_points_at_its_own_line() {
     assert!(o.stderr.contains(".picklegate.yaml:4:"), "{}", o.stderr);
     assert!(o.stderr.contains("tab"), "{}", o.stderr);
 }
+
+// --- on a terminal (a pseudo-terminal from util-linux `script`) --------------------------------
+
+/// Runs `cmd` in bash on a 40×60 pseudo-terminal; the session's output with CRs kept.
+fn on_a_terminal(cmd: &str, env: &[(&str, &str)]) -> String {
+    let log = tempfile::NamedTempFile::new().unwrap_or_else(|e| panic!("{e}"));
+    let mut c = Command::new("script");
+    c.args(["-qec", &format!("stty rows 40 cols 60; {cmd}")])
+        .arg(log.path())
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .env_remove("NO_COLOR")
+        .env_remove("FORCE_COLOR");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let status = c
+        .status()
+        .unwrap_or_else(|e| panic!("util-linux `script` is needed: {e}"));
+    assert!(status.code().is_some(), "script did not run");
+    std::fs::read_to_string(log.path()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn a_progress_line_on_a_terminal_and_never_elsewhere() {
+    let bin = env!("CARGO_BIN_EXE_picklegate");
+    let tty = on_a_terminal(
+        &format!("{bin} scan --format json tests/fixtures > /dev/null"),
+        &[("PICKLEGATE_PROGRESS_AFTER_MS", "0")],
+    );
+    assert!(tty.contains("picklegate: ["), "{tty:?}");
+    assert!(tty.contains(" files"), "{tty:?}");
+    // The line is erased when the scan ends.
+    assert!(tty.contains("\r\x1b[2K"), "{tty:?}");
+    let quiet = on_a_terminal(
+        &format!("{bin} scan -q --format json tests/fixtures > /dev/null"),
+        &[("PICKLEGATE_PROGRESS_AFTER_MS", "0")],
+    );
+    assert!(
+        !quiet.contains("picklegate: ["),
+        "-q: no progress: {quiet:?}"
+    );
+    let piped = pg_in(
+        &root(),
+        &["scan", "tests/fixtures"],
+        &[("PICKLEGATE_PROGRESS_AFTER_MS", "0")],
+    );
+    assert!(
+        !piped.stderr.contains("picklegate: ["),
+        "not a terminal: {}",
+        piped.stderr
+    );
+}
+
+#[test]
+fn long_lines_wrap_to_the_terminal_width() {
+    let bin = env!("CARGO_BIN_EXE_picklegate");
+    let tty = on_a_terminal(&format!("{bin} --color never scan {PANDAS}"), &[]).replace('\r', "");
+    let help: Vec<&str> = tty
+        .lines()
+        .skip_while(|l| !l.starts_with("help: "))
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(help.len() > 1, "{tty}");
+    assert!(help.iter().all(|l| l.chars().count() <= 60), "{help:?}");
+    assert!(
+        help[1..].iter().all(|l| l.starts_with("      ")),
+        "{help:?}"
+    );
+    // Not a terminal: one line.
+    let piped = pg(&["scan", PANDAS]);
+    assert!(piped
+        .stdout
+        .lines()
+        .any(|l| l.starts_with("help: ") && l.contains("--preset pandas")));
+}

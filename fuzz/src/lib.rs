@@ -149,6 +149,7 @@ pub fn scan(data: &[u8]) {
             color: sel & 16 != 0,
             quiet: sel & 32 != 0,
             verbose: sel & 64 != 0,
+            width: (sel & 128 != 0).then_some(40),
         },
     );
     let _ = report::human::render_concise(&reports, sel & 32 != 0);

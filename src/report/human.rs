@@ -18,6 +18,39 @@ pub struct Style {
     pub quiet: bool,
     /// Also a line per clean file.
     pub verbose: bool,
+    /// The terminal's width, when writing to one: long lines are wrapped to it.
+    pub width: Option<usize>,
+}
+
+/// `text` wrapped at spaces to `width` columns (continuation lines indented by `indent`);
+/// unchanged without a width. A word longer than the line stays whole.
+pub fn wrap(text: &str, width: Option<usize>, indent: usize) -> String {
+    let Some(width) = width.filter(|w| *w > indent + 20) else {
+        return text.to_string();
+    };
+    let mut out = String::with_capacity(text.len() + 16);
+    for (n, line) in text.split('\n').enumerate() {
+        if n > 0 {
+            out.push('\n');
+        }
+        let mut col = 0;
+        for (i, word) in line.split(' ').enumerate() {
+            let w = word.chars().count();
+            if i > 0 {
+                if col + 1 + w > width {
+                    out.push('\n');
+                    out.push_str(&" ".repeat(indent));
+                    col = indent;
+                } else {
+                    out.push(' ');
+                    col += 1;
+                }
+            }
+            out.push_str(word);
+            col += w;
+        }
+    }
+    out
 }
 
 /// The heading's level follows what the finding does to the gate: a failing finding is an
@@ -225,6 +258,10 @@ pub fn render(reports: &[FileReport], style: Style) -> String {
     } else {
         Renderer::plain()
     };
+    let renderer = match style.width {
+        Some(w) => renderer.term_width(w),
+        None => renderer,
+    };
     let bold = |t: &str| {
         if style.color {
             format!("\x1b[1m{t}\x1b[0m")
@@ -235,7 +272,7 @@ pub fn render(reports: &[FileReport], style: Style) -> String {
     let mut out = String::new();
     for r in reports {
         if let Some(e) = &r.error {
-            let _ = writeln!(out, "{}", bold(&header(r, 0, 0)));
+            let _ = writeln!(out, "{}", bold(&wrap(&header(r, 0, 0), style.width, 2)));
             let e = escape(e);
             let g = Group::with_title(Level::ERROR.primary_title(e.as_ref()));
             let _ = writeln!(out, "{}\n", renderer.render(&[g]));
@@ -257,7 +294,11 @@ pub fn render(reports: &[FileReport], style: Style) -> String {
             }
             continue;
         }
-        let _ = writeln!(out, "{}", bold(&header(r, shown.len(), waived.len())));
+        let _ = writeln!(
+            out,
+            "{}",
+            bold(&wrap(&header(r, shown.len(), waived.len()), style.width, 2))
+        );
         let file_help = r.help.is_some() && r.status == Status::Findings;
         for (f, also) in collapse(&shown) {
             let _ = writeln!(
@@ -267,7 +308,8 @@ pub fn render(reports: &[FileReport], style: Style) -> String {
             );
         }
         if let (true, Some(h)) = (file_help, &r.help) {
-            let _ = writeln!(out, "help: {}: {}\n", escape(&r.path), escape(h));
+            let line = format!("help: {}: {}", escape(&r.path), escape(h));
+            let _ = writeln!(out, "{}\n", wrap(&line, style.width, 6));
         }
         // Waived findings: one line each under the exception, so they stay visible.
         if style.quiet || waived.is_empty() {
@@ -298,7 +340,7 @@ pub fn render(reports: &[FileReport], style: Style) -> String {
         }
         out.push('\n');
     }
-    out.push_str(&summary_line(reports));
+    out.push_str(&wrap(&summary_line(reports), style.width, 12));
     out
 }
 
@@ -358,4 +400,25 @@ pub fn summary_line(reports: &[FileReport]) -> String {
         s.clean,
         s.errors,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn wraps_at_spaces_with_an_indent() {
+        let t = "help: models/frame.pkl: everything refused here is allowed by preset `pandas`";
+        assert_eq!(wrap(t, None, 6), t);
+        let w = wrap(t, Some(40), 6);
+        assert!(w.lines().all(|l| l.chars().count() <= 40), "{w}");
+        assert!(w.lines().skip(1).all(|l| l.starts_with("      ")), "{w}");
+        assert_eq!(
+            w.split_whitespace().collect::<Vec<_>>(),
+            t.split_whitespace().collect::<Vec<_>>()
+        );
+        // A word longer than the width stays whole.
+        let long = format!("x {}", "y".repeat(60));
+        assert!(wrap(&long, Some(30), 2).contains(&"y".repeat(60)));
+    }
 }

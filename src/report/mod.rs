@@ -5,6 +5,7 @@ pub mod github;
 pub mod gitlab;
 pub mod human;
 pub mod json;
+pub mod progress;
 pub mod sarif;
 pub mod term;
 
