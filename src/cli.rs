@@ -641,7 +641,13 @@ fn parse_reports(reports: &[String]) -> Result<Vec<(Format, PathBuf)>, String> {
         .collect()
 }
 
-fn render(format: Format, reports: &[FileReport], color_ok: bool, run: &report::Run) -> String {
+fn render(
+    format: Format,
+    reports: &[FileReport],
+    color_ok: bool,
+    run: &report::Run,
+    fixing: bool,
+) -> String {
     let ui = ui();
     match format {
         Format::Human => report::human::render(
@@ -651,6 +657,7 @@ fn render(format: Format, reports: &[FileReport], color_ok: bool, run: &report::
                 quiet: ui.quiet,
                 verbose: ui.verbose,
                 width: terminal_width(),
+                fixing,
             },
         ),
         Format::Concise => report::human::render_concise(reports, ui.quiet),
@@ -1487,6 +1494,7 @@ fn run_scan(
         &reports,
         color(std::io::stdout().is_terminal()),
         &run,
+        fix.is_some(),
     );
     let mut text = text.trim_end().to_string();
     text.push('\n');
@@ -1495,7 +1503,7 @@ fn run_scan(
     }
     for (f, path) in &side {
         if let Err(e) =
-            sanitize::write_atomically(path, render(*f, &reports, false, &run).as_bytes())
+            sanitize::write_atomically(path, render(*f, &reports, false, &run, false).as_bytes())
         {
             eprintln!(
                 "picklegate: error: cannot write {}: {e}",

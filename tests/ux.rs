@@ -677,3 +677,30 @@ fn long_lines_wrap_to_the_terminal_width() {
         .lines()
         .any(|l| l.starts_with("help: ") && l.contains("--preset pandas")));
 }
+
+#[test]
+fn scan_fix_does_not_announce_a_blocked_commit() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    git(dir.path(), &["init", "-q"]);
+    copy(ATTACK, &dir.path().join("m.pkl"));
+    let o = pg_in(dir.path(), &["scan", "--fix", "m.pkl"], &[]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout
+            .contains("m.pkl: blocked, to be sanitized by --fix"),
+        "{}",
+        o.stdout
+    );
+    assert!(!o.stdout.contains("exit 1: blocked"), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("--fix sanitizes the blocked files next"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stderr
+            .contains("--fix: 1 file(s) sanitized, 0 still with findings"),
+        "{}",
+        o.stderr
+    );
+}

@@ -150,6 +150,7 @@ pub fn scan(data: &[u8]) {
             quiet: sel & 32 != 0,
             verbose: sel & 64 != 0,
             width: (sel & 128 != 0).then_some(40),
+            fixing: sel & 4 != 0,
         },
     );
     let _ = report::human::render_concise(&reports, sel & 32 != 0);

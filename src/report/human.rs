@@ -20,6 +20,9 @@ pub struct Style {
     pub verbose: bool,
     /// The terminal's width, when writing to one: long lines are wrapped to it.
     pub width: Option<usize>,
+    /// `scan --fix`: the blocked files are sanitized after this report, so it says so
+    /// instead of announcing a blocked commit.
+    pub fixing: bool,
 }
 
 /// `text` wrapped at spaces to `width` columns (continuation lines indented by `indent`);
@@ -216,8 +219,9 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 }
 
 /// The line over a file's findings: path, what it does to the gate, format and readings.
-fn header(r: &FileReport, shown: usize, waived: usize) -> String {
+fn header(r: &FileReport, shown: usize, waived: usize, fixing: bool) -> String {
     let state = match r.status {
+        Status::Findings if fixing => "blocked, to be sanitized by --fix",
         Status::Findings => "blocked",
         Status::Error => "unreadable",
         Status::Clean if r.findings.iter().any(|f| f.suppressed.is_none()) => {
@@ -272,7 +276,11 @@ pub fn render(reports: &[FileReport], style: Style) -> String {
     let mut out = String::new();
     for r in reports {
         if let Some(e) = &r.error {
-            let _ = writeln!(out, "{}", bold(&wrap(&header(r, 0, 0), style.width, 2)));
+            let _ = writeln!(
+                out,
+                "{}",
+                bold(&wrap(&header(r, 0, 0, style.fixing), style.width, 2))
+            );
             let e = escape(e);
             let g = Group::with_title(Level::ERROR.primary_title(e.as_ref()));
             let _ = writeln!(out, "{}\n", renderer.render(&[g]));
@@ -290,14 +298,18 @@ pub fn render(reports: &[FileReport], style: Style) -> String {
             .collect();
         if shown.is_empty() && (waived.is_empty() || style.quiet) {
             if style.verbose {
-                let _ = writeln!(out, "{}", header(r, 0, waived.len()));
+                let _ = writeln!(out, "{}", header(r, 0, waived.len(), style.fixing));
             }
             continue;
         }
         let _ = writeln!(
             out,
             "{}",
-            bold(&wrap(&header(r, shown.len(), waived.len()), style.width, 2))
+            bold(&wrap(
+                &header(r, shown.len(), waived.len(), style.fixing),
+                style.width,
+                2
+            ))
         );
         let file_help = r.help.is_some() && r.status == Status::Findings;
         for (f, also) in collapse(&shown) {
@@ -340,7 +352,14 @@ pub fn render(reports: &[FileReport], style: Style) -> String {
         }
         out.push('\n');
     }
-    out.push_str(&wrap(&summary_line(reports), style.width, 12));
+    let mut summary = summary_line(reports);
+    if style.fixing && Summary::exit_code(reports) == 1 {
+        summary = summary.replace(
+            "(exit 1: blocked by findings outside policy)",
+            "(--fix sanitizes the blocked files next; its exit code follows)",
+        );
+    }
+    out.push_str(&wrap(&summary, style.width, 12));
     out
 }
 
