@@ -114,28 +114,6 @@ fn sanitizable(f: &Finding) -> bool {
     )
 }
 
-/// Formats `picklegate sanitize` rewrites.
-fn sanitizer_reads(format: &str) -> bool {
-    matches!(
-        format,
-        "pickle"
-            | "torch-zip"
-            | "torch-legacy"
-            | "joblib"
-            | "npy"
-            | "npz"
-            | "zip"
-            | "tar"
-            | "gzip"
-            | "bz2"
-            | "xz"
-            | "lzma"
-            | "zlib"
-            | "lz4"
-            | "zstd"
-    )
-}
-
 fn shell_quote(s: &str) -> String {
     if !s.is_empty()
         && s.chars()
@@ -178,7 +156,10 @@ pub fn for_report(r: &FileReport) -> Option<String> {
     let failing: Vec<&Finding> = r.findings.iter().filter(|f| f.fails()).collect();
     let torch = r.format.starts_with("torch");
     let mut lines = Vec::new();
-    if r.source.is_none() && sanitizer_reads(r.format) && failing.iter().all(|f| sanitizable(f)) {
+    if r.source.is_none()
+        && crate::sanitize::rewrites(r.format)
+        && failing.iter().all(|f| sanitizable(f))
+    {
         let q = shell_quote(&r.path);
         lines.push(format!(
             "`picklegate sanitize {q} -o {}` writes a copy without the refused calls (it exits 1 and writes nothing when it cannot)",

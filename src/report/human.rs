@@ -352,14 +352,7 @@ pub fn render(reports: &[FileReport], style: Style) -> String {
         }
         out.push('\n');
     }
-    let mut summary = summary_line(reports);
-    if style.fixing && Summary::exit_code(reports) == 1 {
-        summary = summary.replace(
-            "(exit 1: blocked by findings outside policy)",
-            "(--fix sanitizes the blocked files next; its exit code follows)",
-        );
-    }
-    out.push_str(&wrap(&summary, style.width, 12));
+    out.push_str(&wrap(&summary(reports, style.fixing), style.width, 12));
     out
 }
 
@@ -403,10 +396,15 @@ pub fn render_concise(reports: &[FileReport], quiet: bool) -> String {
 /// The closing line: what blocks, what only warns, what is waived, and what the exit code
 /// means.
 pub fn summary_line(reports: &[FileReport]) -> String {
+    summary(reports, false)
+}
+
+/// [`summary_line`]; under `scan --fix` the exit code is the fix's, so that is said instead.
+fn summary(reports: &[FileReport], fixing: bool) -> String {
     let s = Summary::of(reports);
-    let code = Summary::exit_code(reports);
-    let meaning = match code {
+    let meaning = match Summary::exit_code(reports) {
         0 => "exit 0: nothing outside policy",
+        1 if fixing => "--fix sanitizes the blocked files next; its exit code follows",
         1 => "exit 1: blocked by findings outside policy",
         _ => "exit 2: a file could not be read or scanned",
     };

@@ -711,6 +711,29 @@ fn replace_via_temp(
 }
 
 /// Writes `bytes` to `path` atomically.
+/// The formats [`sanitize_bytes`] rewrites (each has its arm there); the scan's help names
+/// `picklegate sanitize` only for these.
+pub fn rewrites(format: &str) -> bool {
+    matches!(
+        format,
+        "torch-zip"
+            | "npz"
+            | "zip"
+            | "tar"
+            | "gzip"
+            | "bz2"
+            | "xz"
+            | "lzma"
+            | "zlib"
+            | "lz4"
+            | "zstd"
+            | "joblib"
+            | "pickle"
+            | "torch-legacy"
+            | "npy"
+    )
+}
+
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     replace_via_temp(path, path, |f| f.write_all(bytes))

@@ -1,14 +1,10 @@
 """The Dockerfile: a static binary in a `scratch` image, built from the locked dependencies.
-No container engine runs in CI here, so the file's shape is checked; where `docker` exists
-the image is built and run too."""
+No container engine runs here, so the file's shape is checked; the image itself has not been
+built (see the closing notes)."""
 
 from __future__ import annotations
 
-import shutil
-
-import pytest
-
-from _integ import EVIL, REPO, run
+from _integ import REPO
 
 DOCKERFILE = REPO / "Dockerfile"
 
@@ -41,20 +37,3 @@ def test_the_final_image_holds_only_the_static_binary():
 def test_the_build_context_leaves_out_build_output_and_git():
     ignored = (REPO / ".dockerignore").read_text().split()
     assert "target/" in ignored and ".git/" in ignored
-
-
-def docker_daemon() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    import subprocess
-    return subprocess.run(["docker", "info"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
-
-
-@pytest.mark.skipif(not docker_daemon(), reason="no docker daemon on this machine")
-def test_image_builds_and_blocks_an_attack(env, tmp_path):
-    r = run(["docker", "build", "-q", "-t", "picklegate-test", str(REPO)], cwd=REPO, env=env, timeout=1800)
-    assert r.returncode == 0, r.stdout
-    (tmp_path / "m.pkl").write_bytes(EVIL.read_bytes())
-    r = run(["docker", "run", "--rm", "-v", f"{tmp_path}:/repo:ro", "picklegate-test", "scan", "m.pkl"],
-            cwd=tmp_path, env=env)
-    assert r.returncode == 1 and "code-execution" in r.stdout, r.stdout
