@@ -1789,7 +1789,10 @@ fn run_explain(paths: &[PathBuf], args: &ConfigArgs) -> i32 {
     0
 }
 
-fn run_learn(paths: &[PathBuf], name: &str) -> i32 {
+/// The files under `paths` (default: the current directory), with what was skipped and
+/// what could not be read reported on stderr (`policy learn`, `init`); true when something
+/// could not be read.
+fn collect_reporting(paths: &[PathBuf]) -> (Vec<PathBuf>, bool) {
     let paths = if paths.is_empty() {
         vec![PathBuf::from(".")]
     } else {
@@ -1802,10 +1805,15 @@ fn run_learn(paths: &[PathBuf], name: &str) -> i32 {
             eprintln!("picklegate: error: {}", esc(msg));
         }
     }
+    (files, !errors.is_empty())
+}
+
+fn run_learn(paths: &[PathBuf], name: &str) -> i32 {
+    let (files, unreadable) = collect_reporting(paths);
     match learn::learn(&files, name) {
         Ok(yaml) => {
             let _ = write_stdout(&yaml);
-            if errors.is_empty() {
+            if !unreadable {
                 0
             } else {
                 2
@@ -2019,18 +2027,8 @@ fn run_init(paths: &[PathBuf], force: bool, to_stdout: bool) -> i32 {
             return 2;
         }
     }
-    let paths = if paths.is_empty() {
-        vec![PathBuf::from(".")]
-    } else {
-        paths.to_vec()
-    };
-    let (files, errors, skipped) = scan::collect(&paths);
-    print_skipped(&skipped);
-    for e in &errors {
-        if let Some(msg) = &e.error {
-            eprintln!("picklegate: error: {}", esc(msg));
-        }
-    }
+    // An unreadable file is reported; the configuration covers what could be read.
+    let (files, _unreadable) = collect_reporting(paths);
     let default = match policy::builtin_default() {
         Ok(p) => p,
         Err(e) => {

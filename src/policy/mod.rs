@@ -464,6 +464,19 @@ impl PolicySet {
         v
     }
 
+    fn unknown_parent(&self, file: &str, name: &str, parent: &Spanned<String>) -> Diag {
+        diag_at(
+            file,
+            &parent.referenced,
+            format!(
+                "policy `{name}` extends unknown policy `{}` (known: {})",
+                parent.value,
+                self.names().join(", ")
+            ),
+            "no such policy",
+        )
+    }
+
     /// Every error in the definition of `name` itself (unknown `extends`, each bad allow
     /// entry, each bad substitute), all of them rather than the first; then, when it has
     /// none, the errors of resolving it (cycles, depth). `policy check` reports them in one run.
@@ -474,16 +487,7 @@ impl PolicySet {
         let mut out = Vec::new();
         for parent in &raw.def.extends {
             if !self.defs.contains_key(&parent.value) {
-                out.push(diag_at(
-                    &raw.file,
-                    &parent.referenced,
-                    format!(
-                        "policy `{name}` extends unknown policy `{}` (known: {})",
-                        parent.value,
-                        self.names().join(", ")
-                    ),
-                    "no such policy",
-                ));
+                out.push(self.unknown_parent(&raw.file, name, parent));
             }
         }
         out.extend(
@@ -558,16 +562,7 @@ impl PolicySet {
                 ));
             }
             if !self.defs.contains_key(&parent.value) {
-                return Err(diag_at(
-                    &raw.file,
-                    &parent.referenced,
-                    format!(
-                        "policy `{name}` extends unknown policy `{}` (known: {})",
-                        parent.value,
-                        self.names().join(", ")
-                    ),
-                    "no such policy",
-                ));
+                return Err(self.unknown_parent(&raw.file, name, parent));
             }
             if merged.contains(&parent.value) {
                 continue;
