@@ -2177,8 +2177,12 @@ fn run_disasm(spec: &str, format: DisasmFormat, plain: bool) -> i32 {
     let (title, bytes): (String, &[u8]) =
         match member {
             None if plain_pickle => {
-                let whole = match std::fs::read(file) {
-                    Ok(d) => d,
+                // The blob already open: no second open of the file.
+                let whole = match usize::try_from(crate::container::blob::Blob::len(&blob))
+                    .map_err(std::io::Error::other)
+                    .and_then(|n| crate::container::blob::Blob::read_at(&blob, 0, n))
+                {
+                    Ok(d) => d.into_owned(),
                     Err(e) => {
                         eprintln!("picklegate: error: cannot read {}: {e}", esc(file));
                         return 2;

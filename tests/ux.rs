@@ -46,6 +46,13 @@ fn pg_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
     }
 }
 
+/// `text` contains `needle`, else the test fails showing `text`.
+#[track_caller]
+fn assert_has(text: &str, needle: impl AsRef<str>) {
+    let needle = needle.as_ref();
+    assert!(text.contains(needle), "`{needle}` not in:\n{text}");
+}
+
 fn pg(args: &[&str]) -> Out {
     pg_in(&root(), args, &[])
 }
@@ -111,18 +118,10 @@ fn a_deny_level_warning_severity_finding_is_shown_as_blocking() {
     std::fs::write(dir.path().join("m.pkl"), &data).unwrap_or_else(|e| panic!("{e}"));
     let o = pg_in(dir.path(), &["scan", "--format", "concise", "m.pkl"], &[]);
     assert_eq!(o.code, 1, "{}", o.stdout);
-    assert!(o.stdout.contains("m.pkl@"), "{}", o.stdout);
-    assert!(
-        o.stdout.contains(": blocks trailing-data: "),
-        "{}",
-        o.stdout
-    );
+    assert_has(&o.stdout, "m.pkl@");
+    assert_has(&o.stdout, ": blocks trailing-data: ");
     let h = pg_in(dir.path(), &["scan", "m.pkl"], &[]);
-    assert!(
-        h.stdout.contains("error[trailing-data]: blocks: "),
-        "{}",
-        h.stdout
-    );
+    assert_has(&h.stdout, "error[trailing-data]: blocks: ");
 }
 
 #[test]
@@ -166,11 +165,7 @@ fn waived_finding() {
         &[],
     );
     assert_eq!(human.code, 0, "{}", human.stdout);
-    assert!(
-        concise.stdout.contains("@32: waived global-not-allowed"),
-        "{}",
-        concise.stdout
-    );
+    assert_has(&concise.stdout, "@32: waived global-not-allowed");
     let quiet = pg_in(dir.path(), &["scan", "-q", "data/frame.pkl"], &[]);
     assert!(
         !quiet.stdout.contains("waived global"),
@@ -189,7 +184,7 @@ fn waived_finding() {
 fn quiet_and_verbose() {
     let q = pg(&["scan", "-q", CLEAN, ATTACK, LFS]);
     assert_eq!(q.code, 1);
-    assert!(q.stdout.contains("code-execution"), "{}", q.stdout);
+    assert_has(&q.stdout, "code-execution");
     assert!(
         !q.stdout.contains("lfs-pointer"),
         "-q drops warnings: {}",
@@ -201,11 +196,7 @@ fn quiet_and_verbose() {
         q.stderr
     );
     let v = pg(&["scan", "-v", CLEAN, ATTACK]);
-    assert!(
-        v.stdout.contains(&format!("{CLEAN}: clean (pickle")),
-        "{}",
-        v.stdout
-    );
+    assert_has(&v.stdout, format!("{CLEAN}: clean (pickle"));
     assert!(
         pg(&["scan", "-q", "-v", CLEAN]).code == 2,
         "-q and -v conflict"
@@ -251,7 +242,7 @@ fn the_no_config_notice_is_shown_once_per_repository_and_never_in_hooks() {
     let hook = pg_in(dir.path(), &["scan", "--hook", "m.pkl"], &[]);
     assert!(!hook.stderr.contains(notice), "{}", hook.stderr);
     let first = pg_in(dir.path(), &["scan", "m.pkl"], &[]);
-    assert!(first.stderr.contains(notice), "{}", first.stderr);
+    assert_has(&first.stderr, notice);
     let second = pg_in(dir.path(), &["scan", "m.pkl"], &[]);
     assert!(!second.stderr.contains(notice), "{}", second.stderr);
 }
@@ -393,18 +384,14 @@ fn disasm_of_a_compressed_joblib_file_reads_the_payload() {
         "tests/fixtures/containers/joblib_logreg_gzip.joblib",
     ]);
     assert_eq!(o.code, 0, "{}", o.stderr);
-    assert!(
-        o.stdout.contains("sklearn.linear_model._logistic"),
-        "{}",
-        o.stdout
-    );
+    assert_has(&o.stdout, "sklearn.linear_model._logistic");
 }
 
 #[test]
 fn disasm_of_a_file_without_a_pickle_is_exit_2() {
     let o = pg(&["disasm", "LICENSE"]);
     assert_eq!(o.code, 2);
-    assert!(o.stderr.contains("LICENSE holds no pickle"), "{}", o.stderr);
+    assert_has(&o.stderr, "LICENSE holds no pickle");
     assert!(o.stdout.is_empty());
 }
 
@@ -445,11 +432,7 @@ fn init_writes_a_config_under_which_the_repository_is_clean_and_attacks_still_bl
     copy(ATTACK, &d.join("models/evil.pt"));
     let attacked = pg_in(d, &["scan", "-q"], &[]);
     assert_eq!(attacked.code, 1, "{}", attacked.stdout);
-    assert!(
-        attacked.stdout.contains("models/evil.pt"),
-        "{}",
-        attacked.stdout
-    );
+    assert_has(&attacked.stdout, "models/evil.pt");
     // A second init refuses to replace the file; --stdout only prints.
     assert_eq!(pg_in(d, &["init"], &[]).code, 2);
     let printed = pg_in(d, &["init", "--stdout"], &[]);
@@ -596,8 +579,8 @@ fn a_tab_error_points_at_its_own_line() {
     .unwrap_or_else(|e| panic!("{e}"));
     let o = pg_in(dir.path(), &["policy", "check"], &[]);
     assert_eq!(o.code, 2);
-    assert!(o.stderr.contains(".picklegate.yaml:4:"), "{}", o.stderr);
-    assert!(o.stderr.contains("tab"), "{}", o.stderr);
+    assert_has(&o.stderr, ".picklegate.yaml:4:");
+    assert_has(&o.stderr, "tab");
 }
 
 // --- on a terminal (a pseudo-terminal from util-linux `script`) --------------------------------
@@ -692,11 +675,7 @@ fn scan_fix_does_not_announce_a_blocked_commit() {
         o.stdout
     );
     assert!(!o.stdout.contains("exit 1: blocked"), "{}", o.stdout);
-    assert!(
-        o.stdout.contains("--fix sanitizes the blocked files next"),
-        "{}",
-        o.stdout
-    );
+    assert_has(&o.stdout, "--fix sanitizes the blocked files next");
     assert!(
         o.stderr
             .contains("--fix: 1 file(s) sanitized, 0 still with findings"),
